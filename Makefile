@@ -1,0 +1,51 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Each bootstraps its virtualenv idempotently (re-installs only when pyproject.toml changes).
+#
+#   make test                          ruff, mypy and pytest on the newest supported Airflow
+#   make test AIRFLOW_VERSION=3.0.6    the same suite on the oldest supported Airflow 3.x
+#   make demo                          emulator + an end-to-end batch run, results printed
+#   make bench                         benchmarks (not part of make test)
+
+PYTHON ?= python3.11
+AIRFLOW_VERSION ?= 3.3.2
+NEWEST_AIRFLOW := 3.3.2
+ifeq ($(AIRFLOW_VERSION),$(NEWEST_AIRFLOW))
+VENV ?= .venv
+else
+VENV ?= .venv-airflow-$(AIRFLOW_VERSION)
+endif
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+
+.PHONY: venv test lint typecheck pytest demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]" "apache-airflow==$(AIRFLOW_VERSION)"
+	@rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: venv
+	$(BIN)/python -m airflow_provider_gemini_batch.demo
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf .venv .venv-airflow-* .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""Provider metadata that Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_gemini_batch import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider, its hook and its ``gemini`` connection type to Airflow."""
+    return {
+        "package-name": "airflow-provider-gemini-batch",
+        "name": "Gemini Batch",
+        "description": "Run Google Gemini API Batch Mode jobs from Airflow DAGs at half the interactive price.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Gemini Batch API",
+                "external-doc-url": "https://ai.google.dev/gemini-api/docs/batch-mode",
+                "tags": ["gen-ai"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Gemini Batch API",
+                "python-modules": ["airflow_provider_gemini_batch.hooks.gemini_batch"],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_gemini_batch.hooks.gemini_batch.GeminiBatchHook",
+                "connection-type": "gemini",
+            }
+        ],
+    }

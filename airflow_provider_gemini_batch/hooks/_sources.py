@@ -1,0 +1,100 @@
+"""Open what users pass as a source or destination: a local path, a URI, an ObjectStoragePath, a file object."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO, cast
+
+from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
+
+# The Files API's documented limit on one input file (PROTOCOL.md, "Limits").
+MAX_UPLOAD_BYTES = 2 * 1024**3
+_SPOOL_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def as_storage_path(location: Any) -> Any:
+    """Return an ``ObjectStoragePath`` for a URI (``s3://...``, ``file://...``) or for one already given."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(location, ObjectStoragePath):
+        return location
+    if isinstance(location, str) and "://" in location:
+        return ObjectStoragePath(location)
+    return None
+
+
+@contextmanager
+def open_source(source: Any) -> Iterator[tuple[BinaryIO, int, str]]:
+    """Yield ``(binary stream, size in bytes, default display name)`` for an upload source.
+
+    A stream whose size cannot be known is spooled to a temporary file on disk first, so memory
+    never holds the whole file.
+    """
+    storage_path = as_storage_path(source)
+    if storage_path is not None:
+        with storage_path.open("rb") as stream:
+            yield _checked(stream, int(storage_path.stat().st_size), storage_path.name)
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise GeminiBatchInputError(f"Upload source {path!r} is not a file.")
+        with open(path, "rb") as stream:
+            yield _checked(stream, os.path.getsize(path), os.path.basename(path))
+    elif hasattr(source, "read"):
+        name = os.path.basename(str(getattr(source, "name", "") or "")) or "upload.jsonl"
+        stream = cast(BinaryIO, source)
+        if _seekable(stream):
+            start = stream.tell()
+            size = stream.seek(0, io.SEEK_END) - start
+            stream.seek(start)
+            yield _checked(stream, size, name)
+        else:
+            with tempfile.TemporaryFile() as spool:
+                shutil.copyfileobj(stream, spool, _SPOOL_CHUNK_BYTES)
+                size = spool.tell()
+                spool.seek(0)
+                yield _checked(cast(BinaryIO, spool), size, name)
+    else:
+        raise GeminiBatchInputError(
+            f"Cannot upload a {type(source).__name__}: pass a path, a URI, an ObjectStoragePath or a binary file."
+        )
+
+
+def _seekable(stream: Any) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _checked(stream: BinaryIO, size: int, name: str) -> tuple[BinaryIO, int, str]:
+    if size > MAX_UPLOAD_BYTES:
+        raise GeminiBatchInputError(
+            f"{name!r} is {size} bytes, over the Files API's limit of {MAX_UPLOAD_BYTES} bytes (2 GB) per "
+            "input file: split the requests into several batches."
+        )
+    return stream, size, name
+
+
+@contextmanager
+def open_destination(destination: Any) -> Iterator[BinaryIO]:
+    """Open a local path or an ``ObjectStoragePath`` for binary writing, creating parent folders."""
+    storage_path = as_storage_path(destination)
+    if storage_path is not None:
+        storage_path.parent.mkdir(parents=True, exist_ok=True)
+        with storage_path.open("wb") as stream:
+            yield stream
+    elif isinstance(destination, (str, os.PathLike)):
+        path = os.fspath(destination)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb") as stream:
+            yield stream
+    else:
+        raise GeminiBatchInputError(
+            f"Cannot write to a {type(destination).__name__}: pass a local path, a URI or an ObjectStoragePath."
+        )

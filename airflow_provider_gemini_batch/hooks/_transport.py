@@ -1,0 +1,199 @@
+"""The sync and async HTTP clients: they differ only in how they send an ``ApiCall``.
+
+Both share ``ClientSettings`` (where to send, how long to wait, how often to retry), the
+``ApiKeyAuth`` flow, the request building of ``_api`` and the retry decisions of ``_retry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from airflow_provider_gemini_batch import __version__
+from airflow_provider_gemini_batch.hooks._api import ApiCall
+from airflow_provider_gemini_batch.hooks._retry import RetryPolicy, connection_error, error_from_response
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+USER_AGENT = f"airflow-provider-gemini-batch/{__version__}"
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+
+
+class ApiKeyAuth(httpx.Auth):
+    """Send the API key in the ``x-goog-api-key`` header: never in the URL, where it ends up in logs.
+
+    Upload-session URLs carry their own credential (``upload_id``), so they get no key (PROTOCOL.md).
+    """
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __repr__(self) -> str:
+        return "ApiKeyAuth(api_key=***)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "upload_id" not in request.url.params:
+            request.headers["x-goog-api-key"] = self._api_key
+        yield request
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where requests go and how patiently: built from an Airflow connection by the hook.
+
+    :param base_url: scheme and host, e.g. ``https://generativelanguage.googleapis.com`` or the emulator's.
+    :param api_version: ``v1beta`` (default) or ``v1``.
+    :param timeout: seconds for each request (connect, read, write).
+    """
+
+    base_url: str
+    api_key: str = field(repr=False)
+    api_version: str = "v1beta"
+    timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def api_url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{self.api_version}/{path}"
+
+    @property
+    def upload_start_url(self) -> str:
+        return f"{self.base_url}/upload/{self.api_version}/files"
+
+    def download_url(self, file_name: str) -> str:
+        return f"{self.base_url}/download/{self.api_version}/{file_name}:download"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "auth": ApiKeyAuth(self.api_key),
+            "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
+            "headers": {"user-agent": USER_AGENT},
+        }
+
+
+def _log_retry(call: ApiCall[Any], attempt: int, delay: float, settings: ClientSettings) -> None:
+    log.warning(
+        "Retrying %s in %.1f s (retry %d of %d)",
+        call.description,
+        delay,
+        attempt + 1,
+        settings.retry.max_retries,
+    )
+
+
+class SyncClient:
+    """Sends ``ApiCall``s with ``httpx.Client``, retrying as the policy says, and streams downloads."""
+
+    def __init__(self, settings: ClientSettings, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.http = httpx.Client(transport=transport, **settings.client_kwargs())
+
+    def close(self) -> None:
+        self.http.close()
+
+    def call(self, call: ApiCall[T]) -> T:
+        """Send ``call`` and parse its reply, retrying transient failures."""
+        attempt = 0
+        while True:
+            try:
+                response = self.http.request(
+                    call.method,
+                    self.settings.api_url(call.path),
+                    params=call.params,
+                    json=call.json,
+                    headers=call.headers,
+                )
+            except httpx.TransportError as exc:
+                delay = self.settings.retry.on_transport_error(exc, attempt, call)
+            else:
+                if response.is_success:
+                    return call.parse(response)
+                delay = self.settings.retry.on_status(error_from_response(response, call.description), attempt, call)
+            _log_retry(call, attempt, delay, self.settings)
+            time.sleep(delay)
+            attempt += 1
+
+    def iter_file_bytes(self, file_name: str) -> Iterator[bytes]:
+        """Stream a file's bytes; after a dropped connection, resume where it broke off.
+
+        Resumes with a ``Range`` request; a server that ignores ranges (200 instead of 206) is read
+        from the start again, skipping what was already delivered, so no byte comes twice.
+        """
+        offset = 0
+        failures = 0
+        description = f"download {file_name}"
+        while True:
+            # Identity encoding keeps byte offsets meaningful for Range requests.
+            headers = {"accept-encoding": "identity", **({"range": f"bytes={offset}-"} if offset else {})}
+            try:
+                with self.http.stream(
+                    "GET", self.settings.download_url(file_name), params={"alt": "media"}, headers=headers
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                        error = error_from_response(response, description)
+                        delay = self.settings.retry.on_status(error, failures, ApiCall("GET", "", _none, description))
+                    else:
+                        skip = offset if response.status_code != 206 else 0
+                        for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                            if skip:
+                                chunk, skip = chunk[skip:], max(0, skip - len(chunk))
+                            if chunk:
+                                offset += len(chunk)
+                                failures = 0
+                                yield chunk
+                        return
+            except httpx.TransportError as exc:
+                if failures >= self.settings.retry.max_retries:
+                    raise connection_error(description, exc, failures) from exc
+                delay = self.settings.retry.backoff(failures)
+                log.warning("Download of %s broke off at byte %d; resuming in %.1f s", file_name, offset, delay)
+            time.sleep(delay)
+            failures += 1
+
+
+def _none(response: httpx.Response) -> None:
+    return None
+
+
+class AsyncClient:
+    """The async twin of ``SyncClient`` for triggers: every wait is awaited, nothing blocks the loop."""
+
+    def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.http = httpx.AsyncClient(transport=transport, **settings.client_kwargs())
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, call: ApiCall[T]) -> T:
+        """Send ``call`` and parse its reply, retrying transient failures."""
+        attempt = 0
+        while True:
+            try:
+                response = await self.http.request(
+                    call.method,
+                    self.settings.api_url(call.path),
+                    params=call.params,
+                    json=call.json,
+                    headers=call.headers,
+                )
+            except httpx.TransportError as exc:
+                delay = self.settings.retry.on_transport_error(exc, attempt, call)
+            else:
+                if response.is_success:
+                    return call.parse(response)
+                delay = self.settings.retry.on_status(error_from_response(response, call.description), attempt, call)
+            _log_retry(call, attempt, delay, self.settings)
+            await asyncio.sleep(delay)
+            attempt += 1

@@ -1,0 +1,189 @@
+"""The resumable upload protocol (PROTOCOL.md, "Resumable upload"), streamed in fixed-size chunks.
+
+Memory stays at about one chunk whatever the file size. After a dropped connection or a retryable
+error, the session is asked how many bytes arrived (``query``) and the upload continues from there,
+so a broken gigabyte upload does not start over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import BinaryIO
+
+import httpx
+
+from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
+from airflow_provider_gemini_batch.hooks._api import ApiCall
+from airflow_provider_gemini_batch.hooks._retry import RETRYABLE_STATUS, error_from_response
+from airflow_provider_gemini_batch.hooks._transport import SyncClient
+from airflow_provider_gemini_batch.models import GeminiFile
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRANULARITY = 8 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+def _session_from_start(response: httpx.Response) -> tuple[str, int]:
+    upload_url = response.headers.get("x-goog-upload-url")
+    if not upload_url:
+        raise GeminiBatchError("The upload start reply had no X-Goog-Upload-URL header; cannot upload.")
+    granularity = int(response.headers.get("x-goog-upload-chunk-granularity") or DEFAULT_GRANULARITY)
+    return upload_url, granularity
+
+
+def _received_from_query(response: httpx.Response) -> httpx.Response:
+    return response
+
+
+class ResumableUpload:
+    """Upload ``size`` bytes read from ``stream`` through one resumable session.
+
+    :param chunk_bytes: bytes sent per request; rounded to a multiple of the server's granularity,
+        as the protocol requires of every chunk but the last.
+    """
+
+    def __init__(
+        self,
+        client: SyncClient,
+        stream: BinaryIO,
+        size: int,
+        *,
+        display_name: str,
+        mime_type: str,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.size = size
+        self.display_name = display_name
+        self.mime_type = mime_type
+        self.chunk_bytes = chunk_bytes
+        self._buffer = b""
+        self._buffer_start = 0  # Server offset of self._buffer[0]: everything before it has arrived.
+
+    def run(self) -> GeminiFile:
+        """Start the session, send every chunk, and return the finished file."""
+        upload_url, granularity = self.client.call(self._start_call())
+        chunk = max(granularity, self.chunk_bytes // granularity * granularity)
+        failures = 0
+        next_progress = self.size // 10
+        while True:
+            self._fill(chunk)
+            final = self._buffer_start + len(self._buffer) >= self.size
+            body = self._buffer if final else self._buffer[:chunk]
+            response = self._send_chunk(upload_url, body, final)
+            if response is None or response.status_code in RETRYABLE_STATUS:
+                cause = "connection lost" if response is None else f"HTTP {response.status_code}"
+                failures = self._after_failure(failures, cause)
+                finished = self._resume(upload_url)
+                if finished is not None:
+                    return finished
+                continue
+            if not response.is_success:
+                raise error_from_response(response, f"upload {self.display_name!r}")
+            failures = 0
+            if final or response.headers.get("x-goog-upload-status") == "final":
+                return GeminiFile.model_validate(response.json()["file"])
+            self._advance(len(body))
+            if self._buffer_start >= next_progress:
+                log.info("Uploaded %d of %d bytes of %r", self._buffer_start, self.size, self.display_name)
+                next_progress += max(1, self.size // 10)
+
+    def _start_call(self) -> ApiCall[tuple[str, int]]:
+        return ApiCall(
+            "POST",
+            self.client.settings.upload_start_url,
+            _session_from_start,
+            f"start the upload of {self.display_name!r}",
+            json={"file": {"displayName": self.display_name, "mimeType": self.mime_type}},
+            headers={
+                "x-goog-upload-protocol": "resumable",
+                "x-goog-upload-command": "start",
+                "x-goog-upload-header-content-length": str(self.size),
+                "x-goog-upload-header-content-type": self.mime_type,
+            },
+        )
+
+    def _fill(self, chunk: int) -> None:
+        """Read from the source until the buffer holds a whole chunk or the rest of the file."""
+        wanted = min(chunk, self.size - self._buffer_start)
+        while len(self._buffer) < wanted:
+            data = self.stream.read(wanted - len(self._buffer))
+            if not data:
+                raise GeminiBatchError(
+                    f"The source of {self.display_name!r} ended at byte {self._buffer_start + len(self._buffer)} "
+                    f"but was announced as {self.size} bytes: was it changed during the upload?"
+                )
+            self._buffer = data if not self._buffer else self._buffer + data
+
+    def _send_chunk(self, upload_url: str, body: bytes, final: bool) -> httpx.Response | None:
+        """Send one chunk; ``None`` when the connection broke before a reply came."""
+        try:
+            return self.client.http.post(
+                upload_url,
+                content=body,
+                headers={
+                    "x-goog-upload-command": "upload, finalize" if final else "upload",
+                    "x-goog-upload-offset": str(self._buffer_start),
+                },
+            )
+        except httpx.TransportError as exc:
+            log.warning(
+                "Upload chunk of %r at byte %d failed: %s",
+                self.display_name,
+                self._buffer_start,
+                type(exc).__name__,
+            )
+            return None
+
+    def _advance(self, sent: int) -> None:
+        self._buffer = self._buffer[sent:]
+        self._buffer_start += sent
+
+    def _after_failure(self, failures: int, cause: str) -> int:
+        retry = self.client.settings.retry
+        if failures >= retry.max_retries:
+            raise GeminiBatchConnectionError(
+                f"The upload of {self.display_name!r} failed at byte {self._buffer_start} after "
+                f"{failures + 1} attempts ({cause}). Check the network, then run the task again."
+            )
+        delay = retry.backoff(failures)
+        log.warning(
+            "Upload of %r broke off near byte %d (%s); asking the server what arrived in %.1f s",
+            self.display_name,
+            self._buffer_start,
+            cause,
+            delay,
+        )
+        time.sleep(delay)
+        return failures + 1
+
+    def _resume(self, upload_url: str) -> GeminiFile | None:
+        """Ask the session how much arrived and drop that much from the buffer.
+
+        Returns the file when the session turns out to be finished already (the reply to the final
+        chunk was lost after the server stored it).
+        """
+        response = self.client.call(
+            ApiCall(
+                "POST",
+                upload_url,
+                _received_from_query,
+                f"query the upload of {self.display_name!r}",
+                headers={"x-goog-upload-command": "query"},
+            )
+        )
+        if response.headers.get("x-goog-upload-status") == "final" and response.content:
+            return GeminiFile.model_validate(response.json()["file"])
+        received = int(response.headers.get("x-goog-upload-size-received") or 0)
+        buffered_end = self._buffer_start + len(self._buffer)
+        if not self._buffer_start <= received <= buffered_end:
+            raise GeminiBatchError(
+                f"The server reports {received} bytes of {self.display_name!r} received, outside the "
+                f"bytes still held ({self._buffer_start}-{buffered_end}); start the upload again."
+            )
+        log.info("Resuming the upload of %r at byte %d", self.display_name, received)
+        self._advance(received - self._buffer_start)
+        return None

@@ -1,0 +1,397 @@
+"""``GeminiBatchHook``: auth and every HTTP call to the Gemini Batch and Files API, sync and async."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+import httpx
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
+
+from airflow_provider_gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchError
+from airflow_provider_gemini_batch.hooks import _api
+from airflow_provider_gemini_batch.hooks._retry import RetryPolicy
+from airflow_provider_gemini_batch.hooks._sources import open_destination, open_source
+from airflow_provider_gemini_batch.hooks._transport import (
+    DEFAULT_BASE_URL,
+    AsyncClient,
+    ClientSettings,
+    SyncClient,
+)
+from airflow_provider_gemini_batch.hooks._upload import DEFAULT_CHUNK_BYTES, ResumableUpload
+from airflow_provider_gemini_batch.models import Batch, BatchResult, GeminiFile
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Connection
+
+T = TypeVar("T")
+
+DEFAULT_API_VERSION = "v1beta"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 5
+
+
+class GeminiBatchHook(BaseHook):
+    """Talk to the Gemini API Batch Mode and Files API through an Airflow connection of type ``gemini``.
+
+    The connection's **password** holds the API key (sent only in the ``x-goog-api-key`` header);
+    its optional **host** is the base URL (the emulator's, or a proxy's); its extras are
+    ``api_version`` (default ``v1beta``), ``timeout`` (seconds per request, default 60) and
+    ``max_retries`` (default 5). Nothing is read until the first call.
+
+    Every method has a docstring; async twins carry an ``a`` prefix (``get_batch`` / ``aget_batch``).
+
+    :param gemini_conn_id: the connection to use.
+    :param transport: an ``httpx`` transport for the sync client (tests use ``httpx.MockTransport``).
+    :param async_transport: the same for the async client.
+    """
+
+    conn_name_attr = "gemini_conn_id"
+    default_conn_name = "gemini_default"
+    conn_type = "gemini"
+    hook_name = "Gemini Batch"
+
+    def __init__(
+        self,
+        gemini_conn_id: str = default_conn_name,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        retry_base_delay: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.gemini_conn_id = gemini_conn_id
+        self._transport = transport
+        self._async_transport = async_transport
+        self._retry_base_delay = retry_base_delay
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Label the connection form: the key goes in the password field, the host is optional."""
+        return {
+            "hidden_fields": ["schema", "login", "port"],
+            "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+            "placeholders": {
+                "host": DEFAULT_BASE_URL,
+                "password": "Gemini API key from Google AI Studio",
+                "extra": json.dumps({"api_version": "v1beta", "timeout": 60, "max_retries": 5}),
+            },
+        }
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """Client settings read from the connection (sync: workers)."""
+        try:
+            conn = self.get_connection(self.gemini_conn_id)
+        except AirflowNotFoundException as exc:
+            raise self._missing_connection() from exc
+        return self._settings_from(conn, conn.extra_dejson)
+
+    async def asettings(self) -> ClientSettings:
+        """Client settings read from the connection without blocking the event loop (triggers)."""
+        if "settings" not in self.__dict__:
+            try:
+                conn = await get_async_connection(self.gemini_conn_id, self)
+            except AirflowNotFoundException as exc:
+                raise self._missing_connection() from exc
+            self.__dict__["settings"] = self._settings_from(conn, await get_async_extra_dejson(conn))
+        return self.settings
+
+    def _missing_connection(self) -> GeminiBatchConfigError:
+        return GeminiBatchConfigError(
+            f"Connection {self.gemini_conn_id!r} does not exist: create a connection of type 'gemini' with "
+            "the API key in its password field (or set AIRFLOW_CONN_"
+            f"{self.gemini_conn_id.upper()})."
+        )
+
+    def _settings_from(self, conn: Connection, extra: Mapping[str, Any]) -> ClientSettings:
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise GeminiBatchConfigError(
+                f"Connection {self.gemini_conn_id!r} has no API key: put the Gemini API key in its password field."
+            )
+        mask_secret(api_key)
+        return ClientSettings(
+            base_url=_base_url(conn),
+            api_key=api_key,
+            api_version=str(extra.get("api_version") or DEFAULT_API_VERSION).strip("/"),
+            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, self.gemini_conn_id),
+            retry=RetryPolicy(
+                max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, self.gemini_conn_id)),
+                base_delay=self._retry_base_delay,
+            ),
+        )
+
+    @cached_property
+    def client(self) -> SyncClient:
+        """The sync HTTP client, built on first use."""
+        return SyncClient(self.settings, self._transport)
+
+    async def aclient(self) -> AsyncClient:
+        """The async HTTP client, built on first use inside the running event loop."""
+        if "_async_client" not in self.__dict__:
+            self.__dict__["_async_client"] = AsyncClient(await self.asettings(), self._async_transport)
+        client: AsyncClient = self.__dict__["_async_client"]
+        return client
+
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        if "client" in self.__dict__:
+            self.client.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's connections."""
+        client = self.__dict__.pop("_async_client", None)
+        if client is not None:
+            await client.aclose()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key and the host by listing one batch (the UI's Test button)."""
+        try:
+            self.client.call(_api.list_batches(1, None))
+        except GeminiBatchError as exc:
+            return False, str(exc)
+        return True, f"Connected to the Gemini API at {self.settings.base_url} ({self.settings.api_version})."
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def upload_file(
+        self,
+        source: str | os.PathLike[str] | BinaryIO | Any,
+        *,
+        display_name: str | None = None,
+        mime_type: str = "jsonl",
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> GeminiFile:
+        """Upload a file with the resumable protocol, streamed in chunks; resume after a dropped connection.
+
+        :param source: a local path, a binary file object, or an ``ObjectStoragePath``.
+        :param display_name: shown in the Files API; defaults to the source's file name.
+        :param mime_type: ``jsonl`` for batch input, as the docs use.
+        :param chunk_bytes: bytes per chunk request, rounded to the server's granularity.
+        """
+        with open_source(source) as (stream, size, default_name):
+            upload = ResumableUpload(
+                self.client,
+                stream,
+                size,
+                display_name=display_name or default_name,
+                mime_type=mime_type,
+                chunk_bytes=chunk_bytes,
+            )
+            uploaded = upload.run()
+        self.log.info("Uploaded %s (%d bytes) as %s", uploaded.display_name, uploaded.size_bytes, uploaded.name)
+        return uploaded
+
+    def get_file(self, name: str) -> GeminiFile:
+        """Get a file's metadata. A missing file answers 403 (``GeminiBatchPermissionError``), as the service does."""
+        return self.client.call(_api.get_file(name))
+
+    def list_files(self, *, page_size: int | None = None) -> Iterator[GeminiFile]:
+        """Iterate over every file, fetching page after page."""
+        return _pages(lambda token: self.client.call(_api.list_files(page_size, token)))
+
+    def delete_file(self, name: str) -> None:
+        """Delete a file."""
+        self.client.call(_api.delete_file(name))
+
+    def download_file(self, name: str, destination: str | os.PathLike[str] | Any) -> int:
+        """Stream a file to a local path or ``ObjectStoragePath``; return the bytes written.
+
+        A dropped connection resumes where it broke off: the written file is complete and correct.
+        """
+        _api.resource_name(name, "files")
+        written = 0
+        with open_destination(destination) as out:
+            for chunk in self.client.iter_file_bytes(name):
+                out.write(chunk)
+                written += len(chunk)
+        self.log.info("Downloaded %s (%d bytes)", name, written)
+        return written
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        model: str,
+        *,
+        requests: Sequence[Mapping[str, Any]] | None = None,
+        input_file: str | None = None,
+        display_name: str | None = None,
+        extra_batch_fields: Mapping[str, Any] | None = None,
+    ) -> Batch:
+        """Create a ``generateContent`` batch from inline ``requests`` or an uploaded ``input_file``.
+
+        Never resent when its outcome is unknown: a lost reply raises ``GeminiBatchAmbiguousCreateError``.
+
+        :param requests: dicts, each ``{"key": ..., "request": {...}}``, ``{"request": ..., "metadata": ...}``
+            or a bare ``GenerateContentRequest``.
+        :param input_file: a ``files/...`` name of an uploaded JSONL file.
+        :param extra_batch_fields: other ``batch`` fields, e.g. ``{"priority": "1"}``, sent as given.
+        """
+        return self._create(model, requests, input_file, display_name, extra_batch_fields, embeddings=False)
+
+    def create_embeddings_batch(
+        self,
+        model: str,
+        *,
+        requests: Sequence[Mapping[str, Any]] | None = None,
+        input_file: str | None = None,
+        display_name: str | None = None,
+        extra_batch_fields: Mapping[str, Any] | None = None,
+    ) -> Batch:
+        """Create an ``asyncBatchEmbedContent`` batch; requests are ``EmbedContentRequest`` bodies."""
+        return self._create(model, requests, input_file, display_name, extra_batch_fields, embeddings=True)
+
+    def _create(
+        self,
+        model: str,
+        requests: Sequence[Mapping[str, Any]] | None,
+        input_file: str | None,
+        display_name: str | None,
+        extra_batch_fields: Mapping[str, Any] | None,
+        *,
+        embeddings: bool,
+    ) -> Batch:
+        call = _api.create_batch(
+            model,
+            requests=requests,
+            input_file=input_file,
+            display_name=display_name,
+            embeddings=embeddings,
+            extra_batch_fields=extra_batch_fields,
+        )
+        batch = self.client.call(call)
+        self.log.info("Created batch %s on %s (%s)", batch.name, batch.model, batch.state.short_name)
+        return batch
+
+    def get_batch(self, name: str) -> Batch:
+        """Get a batch job."""
+        return self.client.call(_api.get_batch(name))
+
+    def list_batches(self, *, page_size: int | None = None) -> Iterator[Batch]:
+        """Iterate over every batch job, page after page (lists never include inline results)."""
+        return _pages(lambda token: self.client.call(_api.list_batches(page_size, token)))
+
+    def cancel_batch(self, name: str) -> None:
+        """Ask the service to cancel a batch job (it turns CANCELLED shortly after)."""
+        self.client.call(_api.cancel_batch(name))
+
+    def delete_batch(self, name: str) -> None:
+        """Delete a batch job."""
+        self.client.call(_api.delete_batch(name))
+
+    def iter_results(self, batch_or_name: Batch | str) -> Iterator[BatchResult]:
+        """Iterate over a finished job's results: inline items, or the results file streamed line by line.
+
+        Memory does not grow with the number of results. Results may come in any order: match on ``key``.
+        """
+        batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
+        if batch.inlined_responses is not None:
+            for item in batch.inlined_responses:
+                yield BatchResult.from_inline(item)
+            return
+        if not batch.responses_file:
+            raise GeminiBatchError(
+                f"Batch {batch.name} has no results (state {batch.state.short_name}): only a SUCCEEDED job has them."
+            )
+        for line_number, line in enumerate(_lines(self.client.iter_file_bytes(batch.responses_file)), start=1):
+            if line.strip():
+                yield _parse_result_line(line, batch.responses_file, line_number)
+
+    # -- async twins (for triggers) -------------------------------------------------------------
+
+    async def aget_batch(self, name: str) -> Batch:
+        """Get a batch job."""
+        return await (await self.aclient()).call(_api.get_batch(name))
+
+    async def acancel_batch(self, name: str) -> None:
+        """Ask the service to cancel a batch job."""
+        await (await self.aclient()).call(_api.cancel_batch(name))
+
+    async def adelete_batch(self, name: str) -> None:
+        """Delete a batch job."""
+        await (await self.aclient()).call(_api.delete_batch(name))
+
+    async def alist_batches(self, *, page_size: int | None = None) -> AsyncIterator[Batch]:
+        """Iterate over every batch job, page after page."""
+        client = await self.aclient()
+        token: str | None = None
+        while True:
+            page = await client.call(_api.list_batches(page_size, token))
+            for batch in page.items:
+                yield batch
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def aget_file(self, name: str) -> GeminiFile:
+        """Get a file's metadata."""
+        return await (await self.aclient()).call(_api.get_file(name))
+
+
+def _pages(fetch: Callable[[str | None], _api.Page[T]]) -> Iterator[T]:
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page.items
+        token = page.next_page_token
+        if not token:
+            return
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Split a byte stream into lines without holding more than one partial line."""
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _parse_result_line(line: bytes, file_name: str, line_number: int) -> BatchResult:
+    try:
+        return BatchResult.model_validate_json(line)
+    except ValueError as exc:
+        raise GeminiBatchError(
+            f"Line {line_number} of results file {file_name} is not a valid result object: {type(exc).__name__}."
+        ) from exc
+
+
+def _base_url(conn: Connection) -> str:
+    host = (conn.host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}" if conn.schema in ("http", "https") else f"https://{host}"
+    if conn.port and host.count(":") < 2:
+        host = f"{host}:{conn.port}"
+    parsed = httpx.URL(host)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise GeminiBatchConfigError(
+            f"Connection {conn.conn_id!r} has host {conn.host!r}: use a base URL like {DEFAULT_BASE_URL}."
+        )
+    return host
+
+
+def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) -> float:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        raise GeminiBatchConfigError(
+            f"Connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}."
+        )
+    return number
