@@ -189,6 +189,13 @@ class Batch(_WireModel):
         """The id without the ``batches/`` prefix."""
         return self.name.removeprefix("batches/")
 
+    @property
+    def progress(self) -> str:
+        """State and counts for logs: ``RUNNING 1200/5000 done, 3 failed``."""
+        stats = self.batch_stats
+        text = f"{self.state.short_name} {stats.completed_request_count}/{stats.request_count} done"
+        return f"{text}, {stats.failed_request_count} failed" if stats.failed_request_count else text
+
     def summary(self) -> dict[str, Any]:
         """A small JSON-safe summary for XCom and logs: never results, never the request bodies."""
         stats = self.batch_stats

@@ -1,0 +1,29 @@
+"""Operators of the Gemini Batch provider."""
+
+from __future__ import annotations
+
+from airflow_provider_gemini_batch.operators.batch import (
+    GeminiBatchBaseOperator,
+    GeminiCancelBatchOperator,
+    GeminiDeleteBatchOperator,
+    GeminiGetBatchOperator,
+    GeminiSubmitBatchOperator,
+    GeminiSubmitEmbeddingsBatchOperator,
+)
+from airflow_provider_gemini_batch.operators.files import (
+    GeminiDeleteFileOperator,
+    GeminiDownloadResultsOperator,
+    GeminiUploadFileOperator,
+)
+
+__all__ = [
+    "GeminiBatchBaseOperator",
+    "GeminiCancelBatchOperator",
+    "GeminiDeleteBatchOperator",
+    "GeminiDeleteFileOperator",
+    "GeminiDownloadResultsOperator",
+    "GeminiGetBatchOperator",
+    "GeminiSubmitBatchOperator",
+    "GeminiSubmitEmbeddingsBatchOperator",
+    "GeminiUploadFileOperator",
+]

@@ -1,0 +1,163 @@
+"""Operators on files: upload batch input, download results, delete files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBatchInputError, GeminiBatchPermissionError
+from airflow_provider_gemini_batch.hooks._sources import as_storage_path, open_destination
+from airflow_provider_gemini_batch.models import Batch, BatchResult, BatchState
+from airflow_provider_gemini_batch.operators._inputs import upload_jsonl, upload_records
+from airflow_provider_gemini_batch.operators.batch import GeminiBatchBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+_UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+_USAGE_FIELDS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "totalTokenCount")
+
+
+class GeminiUploadFileOperator(GeminiBatchBaseOperator):
+    """Upload batch input JSONL and return its file name (``files/...``) for a submit task.
+
+    Pass ``source`` (a JSONL file: local path, ``file://`` / ``s3://`` / ... URI or ``ObjectStoragePath``)
+    or ``requests`` (records, e.g. an upstream task's XCom; the JSONL is built for you). Every line is
+    validated first (a JSON object with a non-empty unique ``key`` and a ``request`` object); errors
+    name the line numbers, and nothing is uploaded until the whole input is valid.
+
+    :param source: the JSONL file to upload.
+    :param requests: records to build the JSONL from.
+    :param display_name: the file's display name.
+    :param key_field: the field of ``requests`` records that holds each request's key.
+    """
+
+    template_fields: Sequence[str] = ("source", "requests", "display_name", "gemini_conn_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"requests": "json"}
+
+    def __init__(
+        self,
+        *,
+        source: Any = None,
+        requests: Any = None,
+        display_name: str | None = None,
+        key_field: str = "key",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (source is None) == (requests is None):
+            raise GeminiBatchInputError(f"{self.task_id}: pass exactly one of source or requests.")
+        self.source = source
+        self.requests = requests
+        self.display_name = display_name
+        self.key_field = key_field
+
+    def execute(self, context: Context) -> str:
+        if self.source is not None:
+            uploaded = upload_jsonl(self.hook, self.source, self.display_name)
+        else:
+            uploaded = upload_records(self.hook, self.requests, self.display_name, self.key_field)
+        return uploaded.name
+
+
+class GeminiDeleteFileOperator(GeminiBatchBaseOperator):
+    """Delete an uploaded or generated file. Fits cleanup tasks with ``trigger_rule="all_done"``.
+
+    :param file_name: ``files/...`` (templated).
+    :param ignore_missing: succeed when the file is gone (the service answers 403 for missing files).
+    """
+
+    template_fields: Sequence[str] = ("file_name", "gemini_conn_id")
+
+    def __init__(self, *, file_name: str, ignore_missing: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.file_name = file_name
+        self.ignore_missing = ignore_missing
+
+    def execute(self, context: Context) -> None:
+        try:
+            self.hook.delete_file(self.file_name)
+        except GeminiBatchPermissionError as exc:
+            # A missing file answers 403, like a foreign one (PROTOCOL.md); a bad key says API_KEY_INVALID.
+            if not self.ignore_missing or exc.reason == "API_KEY_INVALID":
+                raise
+            self.log.info("File %s does not exist (or is not ours); nothing to delete", self.file_name)
+            return
+        self.log.info("Deleted file %s", self.file_name)
+
+
+class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
+    """Stream a finished job's results to a JSONL file and return a small manifest for XCom.
+
+    One line per request: ``{"key", "text", "response" | "error", "usage"}``. Inline and file results
+    alike are streamed; memory does not grow with the number of results, and results never go to XCom.
+
+    :param batch_name: ``batches/...`` (templated; usually the submit task's XCom).
+    :param destination: a folder, or a file path ending in ``.jsonl``: local or object storage
+        (templated). In a folder the file is named after the job's display name and id, sanitised
+        so that it cannot escape the folder.
+    """
+
+    template_fields: Sequence[str] = ("batch_name", "destination", "gemini_conn_id")
+
+    def __init__(self, *, batch_name: str, destination: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_name = batch_name
+        self.destination = destination
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        batch = self.hook.get_batch(self.batch_name)
+        if batch.state is not BatchState.SUCCEEDED:
+            raise GeminiBatchError(f"Batch {batch.name} is {batch.state.short_name}: only a SUCCEEDED job has results.")
+        path = results_path(self.destination, batch)
+        counts = {"succeeded": 0, "failed": 0}
+        usage = dict.fromkeys(_USAGE_FIELDS, 0)
+        with open_destination(path) as out:
+            for result in self.hook.iter_results(batch):
+                counts["succeeded" if result.succeeded else "failed"] += 1
+                for name, value in result.usage.items():
+                    if name in usage:
+                        usage[name] += value
+                out.write(normalized_line(result))
+        self.log.info("Wrote %d results of %s to %s", sum(counts.values()), batch.name, path)
+        return {
+            "path": str(path),
+            "batch_name": batch.name,
+            "display_name": batch.display_name,
+            "result_count": sum(counts.values()),
+            "succeeded_count": counts["succeeded"],
+            "failed_count": counts["failed"],
+            "usage": usage,
+        }
+
+
+def normalized_line(result: BatchResult) -> bytes:
+    """One results line: the key, the text, the raw response or the error, and token usage."""
+    line: dict[str, Any] = {"key": result.key, "text": result.text}
+    if result.error is not None:
+        line["error"] = result.error.model_dump(mode="json", exclude_defaults=True)
+    else:
+        line["response"] = result.response
+    line["usage"] = result.usage
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def results_path(destination: Any, batch: Batch) -> Any:
+    """The results file for ``batch`` under ``destination``; never outside it."""
+    if not destination:
+        raise GeminiBatchInputError("destination is empty: pass a folder or a .jsonl file path.")
+    if str(destination).endswith(".jsonl"):
+        return destination
+    stem = _UNSAFE_FILE_CHARACTERS.sub("_", batch.display_name or "batch").strip("._-")[:100] or "batch"
+    file_name = f"{stem}-{batch.id}.results.jsonl"
+    storage_path = as_storage_path(destination)
+    if storage_path is not None:
+        return storage_path / file_name
+    folder = os.path.realpath(os.fspath(destination))
+    path = os.path.realpath(os.path.join(folder, file_name))
+    if os.path.dirname(path) != folder:
+        raise GeminiBatchInputError(f"The results file name {file_name!r} would leave {folder!r}; refusing to write.")
+    return path
