@@ -58,7 +58,8 @@ def test_pending_operation_parses_with_string_counters_and_nanosecond_times() ->
 
 def test_succeeded_inline_operation_carries_results_and_counts() -> None:
     batch = Batch.model_validate(SUCCEEDED_INLINE)
-    assert batch.state.is_terminal and batch.done
+    assert batch.state.is_terminal
+    assert batch.done
     assert batch.batch_stats.failed_request_count == 1
     assert batch.batch_stats.completed_request_count == 3
     results = [BatchResult.from_inline(item) for item in batch.inlined_responses or []]
@@ -85,7 +86,8 @@ def test_failed_operation_reads_the_top_level_error() -> None:
     operation["error"] = {"code": 13, "message": "Batch failed: bad input."}
     batch = Batch.model_validate(operation)
     assert batch.state is BatchState.FAILED
-    assert batch.error is not None and batch.error.message == "Batch failed: bad input."
+    assert batch.error is not None
+    assert batch.error.message == "Batch failed: bad input."
     assert batch.summary()["error"] == "Batch failed: bad input."
 
 
@@ -128,6 +130,8 @@ def test_result_usage_and_embedding() -> None:
     )
     assert result.usage == {"promptTokenCount": 8, "totalTokenCount": 16}
     assert result.text == "y"
-    embedding = BatchResult.model_validate({"key": "e", "response": {"tokenCount": "1", "embedding": {"values": [0.5, 1]}}})
+    embedding = BatchResult.model_validate(
+        {"key": "e", "response": {"tokenCount": "1", "embedding": {"values": [0.5, 1]}}}
+    )
     assert embedding.embedding == [0.5, 1.0]
     assert embedding.text is None

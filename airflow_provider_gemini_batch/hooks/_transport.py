@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -97,6 +98,9 @@ class SyncClient:
     def __init__(self, settings: ClientSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
         self.http = httpx.Client(transport=transport, **settings.client_kwargs())
+        # Operators drop their hook without closing it; close the pool when this client is collected
+        # so no socket is left for the garbage collector to complain about.
+        weakref.finalize(self, self.http.close)
 
     def close(self) -> None:
         self.http.close()
@@ -109,7 +113,7 @@ class SyncClient:
                 response = self.http.request(
                     call.method,
                     self.settings.api_url(call.path),
-                    params=call.params,
+                    params=call.params or None,  # An empty dict would drop the URL's own query (upload_id).
                     json=call.json,
                     headers=call.headers,
                 )
@@ -184,7 +188,7 @@ class AsyncClient:
                 response = await self.http.request(
                     call.method,
                     self.settings.api_url(call.path),
-                    params=call.params,
+                    params=call.params or None,  # An empty dict would drop the URL's own query (upload_id).
                     json=call.json,
                     headers=call.headers,
                 )

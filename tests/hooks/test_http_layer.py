@@ -59,7 +59,12 @@ class TestRequests:
         assert batch.state is BatchState.PENDING
 
     def test_api_version_comes_from_the_connection_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        conn = {"conn_type": "gemini", "host": "https://gemini.test", "password": FAKE_KEY, "extra": {"api_version": "v1"}}
+        conn = {
+            "conn_type": "gemini",
+            "host": "https://gemini.test",
+            "password": FAKE_KEY,
+            "extra": {"api_version": "v1"},
+        }
         monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
         recorder = Recorder(httpx.Response(200, json=operation()))
         GeminiBatchHook(transport=httpx.MockTransport(recorder)).get_batch("batches/b1")
@@ -88,7 +93,11 @@ class TestRequests:
             "batch": {
                 "displayName": "nightly",
                 "inputConfig": {
-                    "requests": {"requests": [{"request": {"contents": [{"parts": [{"text": "hi"}]}]}, "metadata": {"key": "k1"}}]}
+                    "requests": {
+                        "requests": [
+                            {"request": {"contents": [{"parts": [{"text": "hi"}]}]}, "metadata": {"key": "k1"}}
+                        ]
+                    }
                 },
             }
         }
@@ -160,7 +169,10 @@ class TestErrors:
 
     def test_invalid_key_says_to_check_the_password_field(self, make_hook: MakeHook) -> None:
         reply = error_reply(
-            400, "INVALID_ARGUMENT", "API key not valid.", details=[{"@type": "x.ErrorInfo", "reason": "API_KEY_INVALID"}]
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid.",
+            details=[{"@type": "x.ErrorInfo", "reason": "API_KEY_INVALID"}],
         )
         with pytest.raises(GeminiBatchInvalidArgumentError, match="password field") as raised:
             make_hook(Recorder(reply)).get_batch("batches/b1")
@@ -206,7 +218,12 @@ class TestErrors:
 class TestCreateIsNeverResentBlindly:
     @pytest.mark.parametrize(
         "failure",
-        [httpx.ReadError("reset"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"), error_reply(500, "INTERNAL", "?")],
+        [
+            httpx.ReadError("reset"),
+            httpx.ReadTimeout("slow"),
+            httpx.RemoteProtocolError("dropped"),
+            error_reply(500, "INTERNAL", "?"),
+        ],
     )
     def test_lost_reply_raises_ambiguous_create_after_one_send(
         self, make_hook: MakeHook, failure: httpx.Response | Exception
@@ -218,9 +235,16 @@ class TestCreateIsNeverResentBlindly:
         assert raised.value.display_name == "nightly"
 
     @pytest.mark.parametrize(
-        "failure", [httpx.ConnectError("refused"), error_reply(429, "RESOURCE_EXHAUSTED", "q"), error_reply(503, "UNAVAILABLE", "u")]
+        "failure",
+        [
+            httpx.ConnectError("refused"),
+            error_reply(429, "RESOURCE_EXHAUSTED", "q"),
+            error_reply(503, "UNAVAILABLE", "u"),
+        ],
     )
-    def test_a_create_that_never_arrived_is_retried(self, make_hook: MakeHook, failure: httpx.Response | Exception) -> None:
+    def test_a_create_that_never_arrived_is_retried(
+        self, make_hook: MakeHook, failure: httpx.Response | Exception
+    ) -> None:
         recorder = Recorder(failure, httpx.Response(200, json=operation()))
         batch = make_hook(recorder).create_batch("gemini-2.5-flash", input_file="files/a")
         assert batch.name == "batches/b1"
@@ -286,7 +310,8 @@ class TestDownloadsAndResults:
 
         results = list(make_hook(handler).iter_results("batches/b1"))
         assert [(r.key, r.text, r.succeeded) for r in results] == [("a", "A!", True), ("b", None, False)]
-        assert results[1].error is not None and results[1].error.status == "INVALID_ARGUMENT"
+        assert results[1].error is not None
+        assert results[1].error.status == "INVALID_ARGUMENT"
 
     def test_inline_results_are_read_from_the_operation(self, make_hook: MakeHook) -> None:
         items = [{"response": {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]}, "metadata": {"key": "k1"}}]
