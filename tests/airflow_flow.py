@@ -1,0 +1,42 @@
+"""Drive an operator through Airflow's own execute → defer → trigger → execute_complete sequence.
+
+``dag.test()`` runs the same sequence but swallows the task's exception; these helpers let a test
+assert the exception class a DAG author would catch, while the trigger still runs for real
+against the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, TaskDeferred
+
+
+class RecordingTaskInstance:
+    """The part of a task instance these operators use: ``xcom_push``."""
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+async def first_event(deferred: TaskDeferred) -> dict[str, Any]:
+    """Run the deferred trigger until its one event, as the triggerer would."""
+    async for event in deferred.trigger.run():
+        payload: dict[str, Any] = event.payload
+        return payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def run_task(operator: BaseOperator, context: dict[str, Any] | None = None) -> tuple[Any, bool]:
+    """Execute ``operator``; when it defers, run its trigger and resume it. Return (result, deferred)."""
+    context = context if context is not None else {"ti": RecordingTaskInstance()}
+    try:
+        return operator.execute(context), False
+    except TaskDeferred as deferred:
+        event = asyncio.run(first_event(deferred))
+        method = getattr(operator, deferred.method_name)
+        return method(context, event=event), True

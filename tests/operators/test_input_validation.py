@@ -1,0 +1,120 @@
+"""Bad input is rejected before anything is uploaded or created, with a message that says what to fix."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_gemini_batch.batch_input import records_to_jsonl, validate_jsonl
+from airflow_provider_gemini_batch.emulator import EmulatorHandle
+from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
+from airflow_provider_gemini_batch.operators import (
+    GeminiDownloadResultsOperator,
+    GeminiSubmitBatchOperator,
+    GeminiUploadFileOperator,
+)
+from airflow_provider_gemini_batch.operators._inputs import INLINE_LIMIT_BYTES
+from tests.airflow_flow import run_task
+
+GOOD = {"key": "a", "request": {"contents": [{"parts": [{"text": "hi"}]}]}}
+
+
+def lines(*items: Any) -> list[bytes]:
+    return [(item if isinstance(item, str) else json.dumps(item)).encode() + b"\n" for item in items]
+
+
+class TestJsonlValidation:
+    def test_every_bad_line_is_named(self) -> None:
+        bad = lines(
+            GOOD,
+            '{"key": "b", "request": ',  # line 2: broken JSON
+            [1, 2],  # line 3: not an object
+            {"request": {}},  # line 4: no key
+            {"key": "", "request": {}},  # line 5: empty key
+            {"key": "a", "request": {}},  # line 6: duplicate of line 1
+            {"key": "c", "request": "hi"},  # line 7: request not an object
+        )
+        with pytest.raises(GeminiBatchInputError) as raised:
+            validate_jsonl(bad, "'in.jsonl'")
+        message = str(raised.value)
+        for expected in (
+            "line 2: not valid JSON",
+            "line 3: is a JSON list",
+            "line 4: missing or empty 'key'",
+            "line 5: missing or empty 'key'",
+            "line 6: duplicate key 'a' (first on line 1)",
+            "line 7: 'request' is missing or not an object",
+            "nothing was uploaded",
+        ):
+            assert expected in message
+
+    def test_empty_input_is_rejected(self) -> None:
+        with pytest.raises(GeminiBatchInputError, match="has no requests"):
+            validate_jsonl(lines("", "  "), "'empty.jsonl'")
+
+    def test_a_valid_file_is_counted(self) -> None:
+        summary = validate_jsonl(lines(GOOD, {**GOOD, "key": "b"}), "x")
+        assert summary.request_count == 2
+
+    def test_records_with_a_key_field_become_lines(self) -> None:
+        out = io.BytesIO()
+        records = [{"ticket_id": 7, "contents": [{"parts": [{"text": "x"}]}]}]
+        records_to_jsonl(records, out, key_field="ticket_id")
+        assert json.loads(out.getvalue()) == {"key": "7", "request": {"contents": [{"parts": [{"text": "x"}]}]}}
+
+
+class TestOperatorsRejectBeforeIO:
+    def test_upload_operator_names_the_line_and_uploads_nothing(
+        self, gemini_connection: EmulatorHandle, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "bad.jsonl"
+        path.write_bytes(b"".join(lines(GOOD, {"key": "a", "request": {}})))
+        with pytest.raises(GeminiBatchInputError, match="line 2: duplicate key 'a'"):
+            run_task(GeminiUploadFileOperator(task_id="up", source=str(path)))
+        assert [r for r in gemini_connection.control.requests() if "upload" in r["path"]] == []
+        assert path.read_bytes().count(b"\n") == 2, "the user's file is untouched"
+
+    def test_submit_with_bad_records_creates_nothing(self, gemini_connection: EmulatorHandle) -> None:
+        operator = GeminiSubmitBatchOperator(task_id="s", model="gemini-2.5-flash", requests=[GOOD, {"request": {}}])
+        with pytest.raises(GeminiBatchInputError, match="record 2: missing or empty 'key'"):
+            run_task(operator)
+        assert gemini_connection.control.created_count() == 0
+
+    @pytest.mark.parametrize("model", ["../models/x", "gemini?key=1", "a&b"])
+    def test_bad_model_names(self, gemini_connection: EmulatorHandle, model: str) -> None:
+        with pytest.raises(GeminiBatchInputError, match="model"):
+            run_task(GeminiSubmitBatchOperator(task_id="s", model=model, requests=[GOOD]))
+        assert gemini_connection.control.created_count() == 0
+
+    def test_exactly_one_input_is_required_at_parse_time(self) -> None:
+        with pytest.raises(GeminiBatchInputError, match="exactly one of"):
+            GeminiSubmitBatchOperator(task_id="s", model="m", requests=[GOOD], input_file="files/x")
+
+    def test_inline_over_20_mb_goes_through_a_file(self, gemini_connection: EmulatorHandle) -> None:
+        padding = "x" * 100_000
+        count = INLINE_LIMIT_BYTES // 100_000 + 5
+        records = [{"key": f"k{i}", "request": {"contents": [{"parts": [{"text": padding}]}]}} for i in range(count)]
+        operator = GeminiSubmitBatchOperator(
+            task_id="s", model="gemini-2.5-flash", requests=records, wait_for_completion=False
+        )
+        run_task(operator)
+        (job,) = gemini_connection.control.batches()
+        uploads = [r for r in gemini_connection.control.requests() if r["path"].startswith("/upload/")]
+        assert uploads, "the requests were uploaded as a file, not sent inline"
+        assert job["name"].startswith("batches/")
+
+    def test_results_cannot_escape_the_destination(self, gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
+        from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+
+        hook = GeminiBatchHook()
+        batch = hook.create_batch("gemini-2.5-flash", requests=[GOOD], display_name="../../etc/passwd")
+        operator = GeminiDownloadResultsOperator(task_id="d", batch_name=batch.name, destination=str(tmp_path / "out"))
+        manifest, _ = run_task(operator)
+        written = Path(manifest["path"])
+        assert written.parent == tmp_path / "out"
+        assert written.name.startswith("etc_passwd-")
+        assert manifest["succeeded_count"] == 1

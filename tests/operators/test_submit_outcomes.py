@@ -1,0 +1,163 @@
+"""Each way a batch can end, through the submit operator and the sensor, deferrable and not.
+
+The trigger runs for real against the emulator; the assertions are on the exception class a DAG
+author would catch, and on what the emulator did to the job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_gemini_batch.emulator import EmulatorHandle
+from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchCancelled,
+    GeminiBatchError,
+    GeminiBatchExpired,
+    GeminiBatchFailed,
+    GeminiBatchJobError,
+    GeminiBatchPartialFailure,
+    GeminiBatchTimeout,
+)
+from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.operators import GeminiSubmitBatchOperator
+from airflow_provider_gemini_batch.sensors import GeminiBatchSensor
+from tests.airflow_flow import RecordingTaskInstance, run_task
+
+
+def requests(count: int, failing: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"key": f"k{i}", "request": {"contents": [{"parts": [{"text": f"q{i}" + (" [[fail]]" if i < failing else "")}]}]}}
+        for i in range(count)
+    ]
+
+
+def submit(deferrable: bool, **kwargs: Any) -> GeminiSubmitBatchOperator:
+    kwargs.setdefault("requests", requests(4))
+    return GeminiSubmitBatchOperator(
+        task_id="submit", model="gemini-2.5-flash", deferrable=deferrable, poll_interval=0.1, **kwargs
+    )
+
+
+@pytest.fixture(params=[True, False], ids=["deferrable", "sync"])
+def deferrable(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def emulator(gemini_connection: EmulatorHandle) -> EmulatorHandle:
+    gemini_connection.control.configure(running_seconds=0.3)
+    return gemini_connection
+
+
+class TestSubmitOperator:
+    def test_succeeded_returns_the_name_and_pushes_it_first(self, emulator: EmulatorHandle, deferrable: bool) -> None:
+        ti = RecordingTaskInstance()
+        name, deferred = run_task(submit(deferrable), {"ti": ti})
+        assert deferred == deferrable
+        assert name == ti.xcom["batch_name"]
+        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_SUCCEEDED"
+
+    def test_partial_failure_under_the_threshold_succeeds(self, emulator: EmulatorHandle, deferrable: bool) -> None:
+        operator = submit(deferrable, requests=requests(4, failing=1), max_failed_requests=1)
+        name, _ = run_task(operator)
+        assert name.startswith("batches/")
+
+    @pytest.mark.parametrize("limits", [{"max_failed_requests": 1}, {"max_failed_ratio": 0.25}])
+    def test_partial_failure_over_the_threshold_fails(
+        self, emulator: EmulatorHandle, deferrable: bool, limits: dict[str, Any]
+    ) -> None:
+        operator = submit(deferrable, requests=requests(4, failing=2), **limits)
+        with pytest.raises(GeminiBatchPartialFailure, match="2 of 4 requests failed"):
+            run_task(operator)
+
+    def test_by_default_only_all_failed_fails(self, emulator: EmulatorHandle, deferrable: bool) -> None:
+        run_task(submit(deferrable, requests=requests(4, failing=3)))
+        with pytest.raises(GeminiBatchPartialFailure, match="all 4 requests failed"):
+            run_task(submit(deferrable, requests=requests(4, failing=4)))
+
+    @pytest.mark.parametrize(
+        ("outcome", "error_class"),
+        [("FAILED", GeminiBatchFailed), ("CANCELLED", GeminiBatchCancelled), ("EXPIRED", GeminiBatchExpired)],
+    )
+    def test_bad_terminal_states_raise_their_own_class_with_the_service_message(
+        self, emulator: EmulatorHandle, deferrable: bool, outcome: str, error_class: type[GeminiBatchJobError]
+    ) -> None:
+        emulator.control.configure(outcome=outcome, outcome_message=f"the job was {outcome.lower()} by the test")
+        with pytest.raises(error_class, match=f"the job was {outcome.lower()} by the test") as raised:
+            run_task(submit(deferrable))
+        assert raised.value.state == f"BATCH_STATE_{outcome}"
+
+    def test_deadline_cancels_the_job_and_raises_timeout(self, emulator: EmulatorHandle, deferrable: bool) -> None:
+        emulator.control.configure(running_seconds=60)
+        with pytest.raises(GeminiBatchTimeout, match="cancelled"):
+            run_task(submit(deferrable, timeout=0.5))
+        assert [job["state"] for job in emulator.control.batches()] == ["BATCH_STATE_CANCELLED"]
+
+    def test_deadline_can_leave_the_job_running(self, emulator: EmulatorHandle, deferrable: bool) -> None:
+        emulator.control.configure(running_seconds=60)
+        with pytest.raises(GeminiBatchTimeout, match="left running"):
+            run_task(submit(deferrable, timeout=0.3, cancel_on_timeout=False))
+        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_RUNNING"
+
+    def test_a_job_already_done_is_not_deferred(self, emulator: EmulatorHandle) -> None:
+        emulator.control.configure(running_seconds=0)
+        operator = submit(True, wait_for_completion=True)
+        # The create reply says PENDING; the check before deferring sees it finished.
+        _, deferred = run_task(operator)
+        assert not deferred
+
+    def test_without_waiting_it_returns_at_once(self, emulator: EmulatorHandle) -> None:
+        emulator.control.configure(running_seconds=60)
+        name, deferred = run_task(submit(True, wait_for_completion=False))
+        assert not deferred
+        assert emulator.control.batches()[0]["state"] in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")
+        assert name == emulator.control.batches()[0]["name"]
+
+    def test_on_kill_cancels_the_job(self, emulator: EmulatorHandle) -> None:
+        emulator.control.configure(running_seconds=60)
+        operator = submit(False, wait_for_completion=False)
+        run_task(operator)
+        operator.on_kill()
+        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_CANCELLED"
+
+    def test_execute_complete_rejects_a_missing_or_unknown_event(self, emulator: EmulatorHandle) -> None:
+        operator = submit(True)
+        for event in (None, {"status": "weird", "batch_name": "batches/x"}, {"status": "terminal"}):
+            with pytest.raises(GeminiBatchError, match="invalid trigger event"):
+                operator.execute_complete({}, event)
+
+
+class TestSensor:
+    @pytest.fixture
+    def batch_name(self, emulator: EmulatorHandle) -> str:
+        hook = GeminiBatchHook()
+        return hook.create_batch("gemini-2.5-flash", requests=requests(4, failing=1)).name
+
+    def sensor(self, name: str, deferrable: bool, **kwargs: Any) -> GeminiBatchSensor:
+        return GeminiBatchSensor(
+            task_id="wait", batch_name=name, deferrable=deferrable, poll_interval=0.1, poke_interval=0.1, **kwargs
+        )
+
+    def test_returns_the_summary(self, batch_name: str, deferrable: bool) -> None:
+        summary, deferred = run_task(self.sensor(batch_name, deferrable))
+        assert deferred == deferrable
+        assert summary["state"] == "BATCH_STATE_SUCCEEDED"
+        assert (summary["succeeded_count"], summary["failed_count"]) == (3, 1)
+
+    def test_applies_the_partial_failure_policy(self, batch_name: str, deferrable: bool) -> None:
+        with pytest.raises(GeminiBatchPartialFailure):
+            run_task(self.sensor(batch_name, deferrable, max_failed_requests=0))
+
+    def test_a_failed_job_raises(self, emulator: EmulatorHandle, batch_name: str, deferrable: bool) -> None:
+        emulator.control.set_state(batch_name, "FAILED", "input file malformed")
+        with pytest.raises(GeminiBatchFailed, match="input file malformed"):
+            run_task(self.sensor(batch_name, deferrable))
+
+    def test_deferred_deadline_leaves_the_job_by_default(self, emulator: EmulatorHandle) -> None:
+        emulator.control.configure(running_seconds=60)
+        name = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=requests(1)).name
+        with pytest.raises(GeminiBatchTimeout):
+            run_task(self.sensor(name, True, timeout=0.3))
+        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_RUNNING"

@@ -1,0 +1,112 @@
+"""GeminiBatchTrigger against the emulator: one event, primitives only, errors tolerated, never creates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_gemini_batch.emulator import EmulatorHandle
+from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.triggers import GeminiBatchTrigger
+
+
+@pytest.fixture
+def running_batch(gemini_connection: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A job that runs for 0.6 s; the connection gives up after one try so polls fail fast."""
+    conn = {
+        "conn_type": "gemini",
+        "host": gemini_connection.base_url,
+        "password": gemini_connection.api_key,
+        "extra": {"max_retries": 0},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
+    gemini_connection.control.configure(running_seconds=0.6)
+    request = {"key": "k", "request": {"contents": [{"parts": [{"text": "hi"}]}]}}
+    return GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[request]).name
+
+
+def trigger(name: str, **kwargs: Any) -> GeminiBatchTrigger:
+    kwargs.setdefault("deadline", time.time() + 30)
+    return GeminiBatchTrigger(batch_name=name, gemini_conn_id="gemini_default", poll_interval=0.1, **kwargs)
+
+
+async def events(trigger: GeminiBatchTrigger) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_serializes_only_primitives_and_no_secret(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    path, kwargs = trigger(running_batch, deadline=1234.5).serialize()
+    assert path == "airflow_provider_gemini_batch.triggers.gemini_batch.GeminiBatchTrigger"
+    assert all(isinstance(value, (str, int, float, bool)) for value in kwargs.values())
+    assert kwargs["deadline"] == 1234.5
+    assert gemini_connection.api_key not in json.dumps(kwargs)
+
+
+async def test_emits_exactly_one_terminal_event(running_batch: str) -> None:
+    (event,) = await events(trigger(running_batch))
+    assert (event["status"], event["reason"], event["batch_name"]) == ("terminal", "succeeded", running_batch)
+    assert event["batch"]["state"] == "BATCH_STATE_SUCCEEDED"
+    json.dumps(event)  # Events are stored in the metadata DB: JSON only.
+
+
+async def test_transient_errors_are_tolerated(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    gemini_connection.control.inject_fault("status", status=503, count=3, method="GET")
+    (event,) = await events(trigger(running_batch, max_consecutive_errors=3))
+    assert event["status"] == "terminal"
+
+
+async def test_too_many_errors_in_a_row_end_the_wait(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    gemini_connection.control.inject_fault("status", status=500, count=10, method="GET")
+    (event,) = await events(trigger(running_batch, max_consecutive_errors=2))
+    assert (event["status"], event["reason"]) == ("error", "poll_errors")
+    assert "3 polls in a row failed" in event["message"]
+
+
+async def test_deadline_emits_timeout(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    gemini_connection.control.configure(running_seconds=60)
+    name = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}]).name
+    (event,) = await events(trigger(name, deadline=time.time() + 0.3))
+    assert (event["status"], event["reason"]) == ("timeout", "deadline")
+
+
+async def test_recreated_from_serialize_keeps_the_absolute_deadline(
+    running_batch: str, gemini_connection: EmulatorHandle
+) -> None:
+    gemini_connection.control.configure(running_seconds=60)
+    name = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}]).name
+    first = trigger(name, deadline=time.time() + 0.8)
+    task = asyncio.ensure_future(events(first))
+    await asyncio.sleep(0.3)
+    task.cancel()  # A triggerer restart: the trigger is dropped mid-wait ...
+    _, kwargs = first.serialize()
+    started = time.time()
+    (event,) = await events(GeminiBatchTrigger(**kwargs))  # ... and re-created from its kwargs.
+    assert event["reason"] == "deadline"
+    assert time.time() - started < 0.75, "the deadline did not restart"
+
+
+async def test_two_triggers_on_one_batch_never_create(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    results = await asyncio.gather(events(trigger(running_batch)), events(trigger(running_batch)))
+    assert [len(r) for r in results] == [1, 1]
+    assert gemini_connection.control.created_count() == 1
+
+
+async def test_unknown_state_is_waited_through(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    gemini_connection.control.set_state(running_batch, "BATCH_STATE_PAUSED_FOR_MAINTENANCE")
+    task = asyncio.ensure_future(events(trigger(running_batch)))
+    await asyncio.sleep(0.4)
+    assert not task.done(), "an unknown state is not terminal"
+    gemini_connection.control.set_state(running_batch, "SUCCEEDED")
+    (event,) = await asyncio.wait_for(task, 5)
+    assert event["reason"] == "succeeded"
+
+
+async def test_on_kill_cancels_the_job(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    gemini_connection.control.configure(running_seconds=60)
+    await trigger(running_batch, cancel_on_kill=True).on_kill()
+    assert gemini_connection.control.batches()[0]["state"] == "BATCH_STATE_CANCELLED"
+    await trigger(running_batch, cancel_on_kill=False).on_kill()  # Switched off: no request at all.
