@@ -12,13 +12,34 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-gemini-batch",
         "name": "Gemini Batch",
-        "description": "Run Google Gemini API Batch Mode jobs from Airflow DAGs at half the interactive price.",
+        "description": "Run Google Gemini API Batch Mode jobs from Airflow DAGs.",
         "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "Gemini Batch API",
                 "external-doc-url": "https://ai.google.dev/gemini-api/docs/batch-mode",
                 "tags": ["gen-ai"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Gemini Batch API",
+                "python-modules": [
+                    "airflow_provider_gemini_batch.operators.batch",
+                    "airflow_provider_gemini_batch.operators.files",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Gemini Batch API",
+                "python-modules": ["airflow_provider_gemini_batch.sensors.gemini_batch"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Gemini Batch API",
+                "python-modules": ["airflow_provider_gemini_batch.triggers.gemini_batch"],
             }
         ],
         "hooks": [
@@ -30,7 +51,32 @@ def get_provider_info() -> dict[str, Any]:
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_gemini_batch.hooks.gemini_batch.GeminiBatchHook",
+                "hook-name": "Gemini Batch",
                 "connection-type": "gemini",
+                "conn-fields": {
+                    "api_version": {
+                        "label": "API version",
+                        "schema": {"type": ["string", "null"], "default": "v1beta", "enum": ["v1beta", "v1"]},
+                        "description": "REST API version: v1beta (all docs) or v1.",
+                    },
+                    "timeout": {
+                        "label": "Request timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 60},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "schema": {"type": ["integer", "null"], "default": 5},
+                        "description": "Retries of 408/429/5xx and connection errors (never of an ambiguous create).",
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+                    "placeholders": {
+                        "host": "https://generativelanguage.googleapis.com",
+                        "password": "Gemini API key from Google AI Studio",
+                    },
+                },
             }
         ],
     }

@@ -1,0 +1,43 @@
+"""Airflow discovers the provider, its hook and the ``gemini`` connection type through the entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_gemini_batch.get_provider_info import get_provider_info
+
+
+def airflow_cli_json(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+    """Run the ``airflow`` CLI of this environment and parse its JSON output (log lines skipped)."""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run(
+        [str(airflow), *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    payload = next(line for line in result.stdout.splitlines() if line.startswith("["))
+    parsed: list[dict[str, Any]] = json.loads(payload)
+    return parsed
+
+
+def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:
+    listed = {entry["package_name"]: entry for entry in airflow_cli_json(tmp_path, "providers", "list")}
+    assert listed["airflow-provider-gemini-batch"]["version"] == get_provider_info()["versions"][0]
+
+
+def test_the_gemini_connection_type_is_registered(tmp_path: Path) -> None:
+    hooks = {entry["connection_type"]: entry for entry in airflow_cli_json(tmp_path, "providers", "hooks")}
+    assert hooks["gemini"]["class"] == "airflow_provider_gemini_batch.hooks.gemini_batch.GeminiBatchHook"
+    assert hooks["gemini"]["hook_name"] == "Gemini Batch"
+
+
+def test_the_connection_form_is_labelled() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    behaviour = ProvidersManager().field_behaviours["gemini"]
+    assert behaviour["relabeling"]["password"] == "API key"
+    assert "login" in behaviour["hidden_fields"]
