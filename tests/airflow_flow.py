@@ -14,13 +14,31 @@ from airflow.providers.common.compat.sdk import BaseOperator, TaskDeferred
 
 
 class RecordingTaskInstance:
-    """The part of a task instance these operators use: ``xcom_push``."""
+    """The part of a task instance these operators use: its identity and ``xcom_push``."""
 
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1, run_id: str = "manual__test") -> None:
+        self.dag_id = "test_dag"
+        self.task_id = "submit"
+        self.run_id = run_id
+        self.map_index = -1
+        self.try_number = try_number
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = value
+
+
+class TaskStateStore:
+    """Airflow 3.3's ``context["task_state_store"]``: a per-task-instance store that survives retries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
 
 
 async def first_event(deferred: TaskDeferred) -> dict[str, Any]:

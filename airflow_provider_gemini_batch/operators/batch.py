@@ -19,9 +19,21 @@ from airflow_provider_gemini_batch._completion import (
     timeout_error,
     wait_until_terminal,
 )
-from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBatchInputError, GeminiBatchNotFoundError
+from airflow_provider_gemini_batch._idempotency import (
+    find_earlier_job,
+    idempotency_key,
+    keyed_display_name,
+    remember,
+    resolve_ambiguous_create,
+)
+from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchAmbiguousCreateError,
+    GeminiBatchError,
+    GeminiBatchInputError,
+    GeminiBatchNotFoundError,
+)
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.models import Batch
+from airflow_provider_gemini_batch.models import Batch, BatchState
 from airflow_provider_gemini_batch.operators._inputs import prepare_input
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
 
@@ -78,6 +90,11 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     :param max_failed_requests: fail the task when more requests than this failed (job SUCCEEDED).
     :param max_failed_ratio: fail the task when a larger share than this failed (0.0 to 1.0).
         With neither set, the task fails only when every request failed.
+    :param reattach: submit once per task instance: a later try (a retry, or after a worker crash)
+        finds the job an earlier try created and waits on it instead of paying for another. The
+        job's display name carries a key derived from dag_id, task_id, run_id and map_index.
+    :param resubmit_on_failure: on a later try, submit a new job when the earlier one ended FAILED,
+        CANCELLED or EXPIRED (default: report that outcome again without paying twice).
     """
 
     template_fields: Sequence[str] = (
@@ -109,6 +126,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         cancel_on_timeout: bool = True,
         max_failed_requests: int | None = None,
         max_failed_ratio: float | None = None,
+        reattach: bool = True,
+        resubmit_on_failure: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,10 +155,12 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.exit_actions = ExitActions(cancel_on_timeout=cancel_on_timeout)
         self.failure_policy = FailurePolicy(max_failed_requests, max_failed_ratio)
+        self.reattach = reattach
+        self.resubmit_on_failure = resubmit_on_failure
         self._batch_name: str | None = None
 
     def execute(self, context: Context) -> str:
-        batch = self._submit()
+        batch = self._submit_once(context)
         self._batch_name = batch.name
         context["ti"].xcom_push(key="batch_name", value=batch.name)
         if not self.wait_for_completion:
@@ -167,7 +188,27 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         raise_for_outcome(batch, self.failure_policy)
         return batch.name
 
-    def _submit(self) -> Batch:
+    def _submit_once(self, context: Context) -> Batch:
+        """Reattach to the job of an earlier try of this task instance, or create one."""
+        if not self.reattach:
+            return self._create(self.display_name)
+        key = idempotency_key(context)
+        scan = getattr(context["ti"], "try_number", 1) > 1
+        earlier = find_earlier_job(self.hook, context, key, scan=scan)
+        if earlier is not None:
+            failed_before = earlier.state.is_terminal and earlier.state is not BatchState.SUCCEEDED
+            if not (failed_before and self.resubmit_on_failure):
+                self.log.info("Reattaching to %s (%s), created by an earlier try", earlier.name, earlier.progress)
+                return earlier
+            self.log.warning("%s from an earlier try ended %s: submitting a new job", earlier.name, earlier.progress)
+        try:
+            batch = self._create(keyed_display_name(self.display_name, key, context))
+        except GeminiBatchAmbiguousCreateError as error:
+            batch = resolve_ambiguous_create(self.hook, key, error)
+        remember(context, batch.name)
+        return batch
+
+    def _create(self, display_name: str | None) -> Batch:
         prepared = prepare_input(
             self.hook,
             requests=self.requests,
@@ -177,9 +218,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             key_field=self.key_field,
         )
         create = self.hook.create_embeddings_batch if self.embeddings else self.hook.create_batch
-        return create(
-            self.model, requests=prepared.requests, input_file=prepared.input_file, display_name=self.display_name
-        )
+        return create(self.model, requests=prepared.requests, input_file=prepared.input_file, display_name=display_name)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: validate its event and turn it into success or a distinct error."""

@@ -28,7 +28,10 @@ from tests.airflow_flow import RecordingTaskInstance, run_task
 
 def requests(count: int, failing: int = 0) -> list[dict[str, Any]]:
     return [
-        {"key": f"k{i}", "request": {"contents": [{"parts": [{"text": f"q{i}" + (" [[fail]]" if i < failing else "")}]}]}}
+        {
+            "key": f"k{i}",
+            "request": {"contents": [{"parts": [{"text": f"q{i}" + (" [[fail]]" if i < failing else "")}]}]},
+        }
         for i in range(count)
     ]
 
