@@ -11,8 +11,11 @@ AIRFLOW_VERSION ?= 3.3.2
 NEWEST_AIRFLOW := 3.3.2
 ifeq ($(AIRFLOW_VERSION),$(NEWEST_AIRFLOW))
 VENV ?= .venv
+COMPAT_PINS :=
 else
 VENV ?= .venv-airflow-$(AIRFLOW_VERSION)
+# Airflow 3.0's ObjectStoragePath breaks with universal-pathlib 0.3; its constraints file pins 0.2.x.
+COMPAT_PINS := "universal-pathlib<0.3"
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
@@ -25,7 +28,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]" "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]" "apache-airflow==$(AIRFLOW_VERSION)" $(COMPAT_PINS)
 	@rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

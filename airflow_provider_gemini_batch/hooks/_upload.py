@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import BinaryIO
+from collections.abc import Iterator
+from typing import BinaryIO, cast
 
 import httpx
 
@@ -22,7 +23,9 @@ from airflow_provider_gemini_batch.models import GeminiFile
 log = logging.getLogger(__name__)
 
 DEFAULT_GRANULARITY = 8 * 1024 * 1024
-DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+# Size of the views a chunk is sent in; small enough that httpcore's per-send copies stay small.
+_PIECE_BYTES = 1024 * 1024
 
 
 def _session_from_start(response: httpx.Response) -> tuple[str, int]:
@@ -72,8 +75,8 @@ class ResumableUpload:
         while True:
             self._fill(chunk)
             final = self._buffer_start + len(self._buffer) >= self.size
-            body = self._buffer if final else self._buffer[:chunk]
-            response = self._send_chunk(upload_url, body, final)
+            length = len(self._buffer) if final else chunk
+            response = self._send_chunk(upload_url, length, final)
             if response is None or response.status_code in RETRYABLE_STATUS:
                 cause = "connection lost" if response is None else f"HTTP {response.status_code}"
                 failures = self._after_failure(failures, cause)
@@ -86,7 +89,7 @@ class ResumableUpload:
             failures = 0
             if final or response.headers.get("x-goog-upload-status") == "final":
                 return GeminiFile.model_validate(response.json()["file"])
-            self._advance(len(body))
+            self._advance(length)
             if self._buffer_start >= next_progress:
                 log.info("Uploaded %d of %d bytes of %r", self._buffer_start, self.size, self.display_name)
                 next_progress += max(1, self.size // 10)
@@ -118,13 +121,25 @@ class ResumableUpload:
                 )
             self._buffer = data if not self._buffer else self._buffer + data
 
-    def _send_chunk(self, upload_url: str, body: bytes, final: bool) -> httpx.Response | None:
-        """Send one chunk; ``None`` when the connection broke before a reply came."""
+    def _pieces(self, length: int) -> Iterator[memoryview]:
+        view = memoryview(self._buffer)
+        for start in range(0, length, _PIECE_BYTES):
+            yield view[start : min(start + _PIECE_BYTES, length)]
+
+    def _send_chunk(self, upload_url: str, length: int, final: bool) -> httpx.Response | None:
+        """Send the first ``length`` buffered bytes; ``None`` when the connection broke before a reply came.
+
+        The body goes as a generator of views, not as bytes: httpx keeps a request's ``content`` alive
+        in a reference cycle (request, response, stream) that only the cyclic GC frees, so every sent
+        chunk would linger and memory would grow with the file size. A spent generator holds nothing.
+        """
         try:
             return self.client.http.post(
                 upload_url,
-                content=body,
+                # Views are bytes-like: httpx writes them to the socket as they are.
+                content=cast(Iterator[bytes], self._pieces(length)),
                 headers={
+                    "content-length": str(length),
                     "x-goog-upload-command": "upload, finalize" if final else "upload",
                     "x-goog-upload-offset": str(self._buffer_start),
                 },
