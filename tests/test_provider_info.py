@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_gemini_batch.get_provider_info import get_provider_info
+from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
 
 def airflow_cli_json(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
@@ -19,7 +20,7 @@ def airflow_cli_json(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
     result = subprocess.run(
         [str(airflow), *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=120, check=True
     )
-    payload = next(line for line in result.stdout.splitlines() if line.startswith("["))
+    payload = next(line for line in result.stdout.splitlines() if line.startswith(("[{", "[]")))
     parsed: list[dict[str, Any]] = json.loads(payload)
     return parsed
 
@@ -36,8 +37,13 @@ def test_the_gemini_connection_type_is_registered(tmp_path: Path) -> None:
 
 
 def test_the_connection_form_is_labelled() -> None:
-    from airflow.providers_manager import ProvidersManager
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
-    behaviour = ProvidersManager().field_behaviours["gemini"]
+    if AIRFLOW_V_3_3_PLUS:  # Reads "ui-field-behaviour" from the provider info.
+        from airflow.providers_manager import ProvidersManager
+
+        behaviour = ProvidersManager().field_behaviours["gemini"]
+    else:  # Reads the hook's classmethod, and only where flask-appbuilder is installed.
+        behaviour = GeminiBatchHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "API key"
     assert "login" in behaviour["hidden_fields"]
