@@ -68,7 +68,9 @@ async def test_too_many_errors_in_a_row_end_the_wait(running_batch: str, gemini_
 
 async def test_deadline_emits_timeout(running_batch: str, gemini_connection: EmulatorHandle) -> None:
     gemini_connection.control.configure(running_seconds=60)
-    name = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}]).name
+    name = (
+        GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}]).name
+    )
     (event,) = await events(trigger(name, deadline=time.time() + 0.3))
     assert (event["status"], event["reason"]) == ("timeout", "deadline")
 
@@ -77,7 +79,9 @@ async def test_recreated_from_serialize_keeps_the_absolute_deadline(
     running_batch: str, gemini_connection: EmulatorHandle
 ) -> None:
     gemini_connection.control.configure(running_seconds=60)
-    name = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}]).name
+    name = (
+        GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}]).name
+    )
     first = trigger(name, deadline=time.time() + 0.8)
     task = asyncio.ensure_future(events(first))
     await asyncio.sleep(0.3)

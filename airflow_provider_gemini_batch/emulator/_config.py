@@ -1,0 +1,94 @@
+"""The emulator's tunable behaviour: job timing, job outcome and upload chunk granularity.
+
+Each batch job captures a copy of the configuration when it is created, so changing the
+configuration later only affects new jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+__all__ = [
+    "DEFAULT_CHUNK_GRANULARITY",
+    "NON_TERMINAL_STATES",
+    "TERMINAL_STATES",
+    "EmulatorConfig",
+    "normalize_state",
+]
+
+#: What the live service announces in ``X-Goog-Upload-Chunk-Granularity`` (8 MiB).
+DEFAULT_CHUNK_GRANULARITY = 8 * 1024 * 1024
+
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"})
+NON_TERMINAL_STATES = frozenset({"PENDING", "RUNNING"})
+_STATE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def normalize_state(value: object, *, allow_unknown: bool = False) -> str:
+    """Accept ``SUCCEEDED``, ``BATCH_STATE_SUCCEEDED`` or ``JOB_STATE_SUCCEEDED``; return ``SUCCEEDED``.
+
+    With ``allow_unknown``, any upper-case name passes too (e.g. ``PAUSED_FOR_MAINTENANCE``): the
+    live service may add states, and clients must treat an unknown one as non-terminal.
+
+    :raises ValueError: for anything that is not a batch state.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"A state must be a string, got {type(value).__name__}.")
+    state = value.upper().removeprefix("BATCH_STATE_").removeprefix("JOB_STATE_")
+    known = TERMINAL_STATES | NON_TERMINAL_STATES
+    if state in known or (allow_unknown and _STATE_NAME.fullmatch(state)):
+        return state
+    raise ValueError(f"Unknown state {value!r}: use one of {sorted(known)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmulatorConfig:
+    """Settings the control API can change at run time.
+
+    :param pending_seconds: how long a new job stays PENDING.
+    :param running_seconds: how long it then stays RUNNING.
+    :param outcome: the terminal state it reaches afterwards.
+    :param outcome_message: the ``error.message`` of a FAILED / CANCELLED / EXPIRED outcome.
+    :param chunk_granularity: the upload chunk granularity announced to new upload sessions.
+    """
+
+    pending_seconds: float = 0.0
+    running_seconds: float = 0.0
+    outcome: str = "SUCCEEDED"
+    outcome_message: str | None = None
+    chunk_granularity: int = DEFAULT_CHUNK_GRANULARITY
+
+    def merged(self, updates: dict[str, Any]) -> EmulatorConfig:
+        """Return a copy with ``updates`` applied and validated.
+
+        :raises ValueError: on an unknown key or an invalid value.
+        """
+        known = {field.name for field in dataclasses.fields(self)}
+        unknown = sorted(set(updates) - known)
+        if unknown:
+            raise ValueError(f"Unknown configuration keys {unknown}: use {sorted(known)}.")
+        if "outcome" in updates:
+            updates = {**updates, "outcome": normalize_state(updates["outcome"])}
+        merged = dataclasses.replace(self, **updates)
+        merged.validate()
+        return merged
+
+    def validate(self) -> None:
+        """Check every field; raise :class:`ValueError` naming the first bad one."""
+        for name in ("pending_seconds", "running_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+        if self.outcome not in TERMINAL_STATES:
+            raise ValueError(f"outcome must be one of {sorted(TERMINAL_STATES)}, got {self.outcome!r}.")
+        granularity = self.chunk_granularity
+        if not isinstance(granularity, int) or isinstance(granularity, bool) or granularity <= 0:
+            raise ValueError(f"chunk_granularity must be a positive integer, got {granularity!r}.")
+        if self.outcome_message is not None and not isinstance(self.outcome_message, str):
+            raise ValueError("outcome_message must be a string or null.")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the settings as JSON primitives."""
+        return dataclasses.asdict(self)

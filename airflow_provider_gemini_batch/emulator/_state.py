@@ -1,0 +1,55 @@
+"""Everything one emulator remembers, and how a reset forgets it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+
+from airflow_provider_gemini_batch.emulator._config import EmulatorConfig
+from airflow_provider_gemini_batch.emulator._faults import FaultBook
+from airflow_provider_gemini_batch.emulator._files import FileStore
+from airflow_provider_gemini_batch.emulator._jobs import JobStore
+from airflow_provider_gemini_batch.emulator._wire import timestamp
+
+__all__ = ["EmulatorState", "emulator_state"]
+
+
+class EmulatorState:
+    """Files, jobs, fault rules, request log and configuration of one emulator.
+
+    Only the server's event loop thread touches it (see ``_results`` for the one exception).
+
+    :param data_dir: where file bytes are kept.
+    :param api_key: the key every API request must carry, or ``None`` to accept any request.
+    :param config: the start-up configuration, which a reset restores.
+    """
+
+    def __init__(self, *, data_dir: Path, api_key: str | None, config: EmulatorConfig) -> None:
+        self.api_key = api_key
+        self.startup_config = config
+        self.config = config
+        self.files = FileStore(data_dir)
+        self.jobs = JobStore()
+        self.faults = FaultBook()
+        self.request_log: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        """Forget jobs, files, faults and logged requests; restore the start-up configuration."""
+        self.config = self.startup_config
+        self.files.reset()
+        self.jobs.reset()
+        self.faults.clear()
+        self.request_log.clear()
+
+    def log_request(self, method: str, path: str, status: int) -> None:
+        """Record an API request: method, path and status only (never headers, query or body)."""
+        self.request_log.append({"method": method, "path": path, "status": status, "time": timestamp(time.time_ns())})
+
+
+def emulator_state(request: Request) -> EmulatorState:
+    """Return the state of the emulator serving ``request``."""
+    state: EmulatorState = request.app.state.emulator
+    return state
