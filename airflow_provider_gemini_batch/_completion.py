@@ -77,7 +77,9 @@ def raise_for_outcome(batch: Batch, policy: FailurePolicy) -> None:
     message = batch.error.message if batch.error else None
     error_class = _STATE_ERRORS.get(batch.state)
     if error_class is not None:
-        raise error_class(batch.name, batch.state.value, message)
+        error = error_class(batch.name, batch.state.value, message)
+        log.error("%s", error)  # The service's reason belongs in the task log, not only in the traceback.
+        raise error
     if batch.state is not BatchState.SUCCEEDED:
         raise GeminiBatchError(f"Batch {batch.name} is not finished (state {batch.state.value}).")
     violation = policy.violation(batch)

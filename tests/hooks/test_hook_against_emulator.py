@@ -179,6 +179,12 @@ class TestFaults:
         assert hook.get_batch(name).name == name
         assert time.monotonic() - started >= 1.0
 
+    def test_429s_with_retry_after_are_survived(self, hook: GeminiBatchHook, gemini_connection: EmulatorHandle) -> None:
+        gemini_connection.control.inject_fault("status", status=429, count=2, retry_after="0.2")
+        started = time.monotonic()
+        assert list(hook.list_batches()) == []
+        assert time.monotonic() - started >= 0.4
+
     def test_bursts_of_5xx_are_survived(self, hook: GeminiBatchHook, gemini_connection: EmulatorHandle) -> None:
         gemini_connection.control.inject_fault("status", status=500, count=2)
         gemini_connection.control.inject_fault("status", status=503, count=2, retry_after="0")

@@ -118,3 +118,14 @@ class TestOperatorsRejectBeforeIO:
         assert written.parent == tmp_path / "out"
         assert written.name.startswith("etc_passwd-")
         assert manifest["succeeded_count"] == 1
+
+
+def test_an_input_file_over_2_gb_is_refused_before_reading_it(
+    gemini_connection: EmulatorHandle, tmp_path: Path
+) -> None:
+    path = tmp_path / "huge.jsonl"
+    with path.open("wb") as sparse:
+        sparse.truncate(2 * 1024**3 + 1)  # Sparse: no disk is used.
+    with pytest.raises(GeminiBatchInputError, match=r"over the Files API's limit of 2147483648 bytes \(2 GB\)"):
+        run_task(GeminiUploadFileOperator(task_id="up", source=str(path)))
+    assert gemini_connection.control.requests() == []

@@ -6,9 +6,12 @@ author would catch, and on what the emulator did to the job.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import (
@@ -23,7 +26,7 @@ from airflow_provider_gemini_batch.exceptions import (
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.operators import GeminiSubmitBatchOperator
 from airflow_provider_gemini_batch.sensors import GeminiBatchSensor
-from tests.airflow_flow import RecordingTaskInstance, run_task
+from tests.airflow_flow import RecordingTaskInstance, first_event, run_task
 
 
 def requests(count: int, failing: int = 0) -> list[dict[str, Any]]:
@@ -164,3 +167,36 @@ class TestSensor:
         with pytest.raises(GeminiBatchTimeout):
             run_task(self.sensor(name, True, timeout=0.3))
         assert emulator.control.batches()[0]["state"] == "BATCH_STATE_RUNNING"
+
+
+class TestExits:
+    def test_a_failed_jobs_message_reaches_the_task_log(
+        self, emulator: EmulatorHandle, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        emulator.control.configure(outcome="FAILED", outcome_message="Input file has a malformed line")
+        with pytest.raises(GeminiBatchFailed, match="malformed line"):
+            run_task(submit(True))
+        assert "Input file has a malformed line" in caplog.text
+
+    def test_a_wait_that_gives_up_on_errors_cancels_the_job(
+        self, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        conn = {
+            "conn_type": "gemini",
+            "host": emulator.base_url,
+            "password": emulator.api_key,
+            "extra": {"max_retries": 0},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
+        emulator.control.configure(running_seconds=60)
+        operator = submit(True)
+        context = {"ti": RecordingTaskInstance()}
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        emulator.control.inject_fault("status", status=503, count=50, method="GET")  # The service goes away.
+        event = asyncio.run(first_event(deferred.value))
+        with pytest.raises(GeminiBatchError, match="polls in a row failed"):
+            operator.execute_complete(context, event)
+        emulator.control.clear_faults()
+        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_CANCELLED"
+        assert emulator.control.created_count() == 1
