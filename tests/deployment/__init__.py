@@ -1,0 +1,1 @@
+"""Tests against a real Airflow deployment (``airflow standalone``) talking to the emulator."""
