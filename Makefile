@@ -45,7 +45,7 @@ pytest: venv
 test: lint typecheck pytest
 
 demo: venv
-	$(BIN)/python -m airflow_provider_gemini_batch.demo
+	$(BIN)/python scripts/demo.py
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
