@@ -209,6 +209,7 @@ class Batch(_WireModel):
             "succeeded_count": stats.successful_request_count,
             "failed_count": stats.failed_request_count,
             "pending_count": stats.pending_request_count,
+            "input_file": self.input_file,
             "responses_file": self.responses_file,
             "has_inline_results": self.inlined_responses is not None,
             "error": self.error.message if self.error else None,

@@ -40,18 +40,23 @@ DEFAULT_API_KEY = "benchmark-key"
 @contextlib.contextmanager
 def scratch_dir(prefix: str) -> Iterator[Path]:
     """A temporary directory removed on exit, also when the benchmark is stopped with SIGTERM."""
+    # Signal handlers can only be set from the main thread; a row run in a background thread
+    # relies on the main thread's handler.
+    main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM)
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, stop)
+    if main_thread:
+        signal.signal(signal.SIGTERM, stop)
     path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def require_free_space(path: Path, needed_bytes: int) -> None:
@@ -387,3 +392,251 @@ def _is_number(text: str) -> bool:
 def progress(message: str) -> None:
     """Progress goes to stderr, so stdout holds only the results."""
     print(message, file=sys.stderr, flush=True)
+
+
+# -- request files of a given line count -----------------------------------------------------------
+
+
+def write_request_lines(path: Path, count: int, *, seed: int = 0) -> JsonlFile:
+    """Write exactly ``count`` batch input lines (the same prompts as ``write_batch_jsonl``)."""
+    pool = _prompt_pool(seed)
+    hasher = hashlib.sha256()
+    written = 0
+    with path.open("wb") as out:
+        for start in range(0, count, _BLOCK_LINES):
+            stop = min(count, start + _BLOCK_LINES)
+            data = "".join([_line(n, pool[(n * 7919) % len(pool)]) for n in range(start, stop)]).encode("ascii")
+            out.write(data)
+            hasher.update(data)
+            written += len(data)
+    return JsonlFile(path=path, size_bytes=written, sha256=hasher.hexdigest(), lines=count)
+
+
+def prompt_records(count: int, *, seed: int = 0) -> Iterator[dict[str, Any]]:
+    """``count`` flat records as a database query would return them: an int id and the request body."""
+    pool = [json.loads(f'"{text}"') for text in _prompt_pool(seed)]
+    for number in range(count):
+        yield {"key": number, "contents": [{"parts": [{"text": pool[(number * 7919) % len(pool)]}]}]}
+
+
+# -- emulator set-up without the provider -----------------------------------------------------------
+
+
+def raw_upload(base_url: str, api_key: str, path: Path, *, mime_type: str = "jsonl") -> str:
+    """Upload a file with plain httpx (one start, one final chunk); return its ``files/...`` name.
+
+    Set-up only: the provider's own upload is what the upload benchmark measures.
+    """
+    import httpx
+
+    size = path.stat().st_size
+    headers = {"x-goog-api-key": api_key}
+    with httpx.Client(timeout=600) as client:
+        start = client.post(
+            f"{base_url}/upload/v1beta/files",
+            json={"file": {"displayName": path.name, "mimeType": mime_type}},
+            headers={
+                **headers,
+                "x-goog-upload-protocol": "resumable",
+                "x-goog-upload-command": "start",
+                "x-goog-upload-header-content-length": str(size),
+                "x-goog-upload-header-content-type": mime_type,
+            },
+        )
+        start.raise_for_status()
+        with path.open("rb") as source:
+            final = client.post(
+                start.headers["x-goog-upload-url"],
+                content=iter(lambda: source.read(MiB), b""),
+                headers={
+                    "content-length": str(size),
+                    "x-goog-upload-command": "upload, finalize",
+                    "x-goog-upload-offset": "0",
+                },
+            )
+        final.raise_for_status()
+        return str(final.json()["file"]["name"])
+
+
+def raw_delete_file(base_url: str, api_key: str, file_name: str) -> None:
+    """Delete a stored file so its bytes leave the disk."""
+    import httpx
+
+    httpx.delete(f"{base_url}/v1beta/{file_name}", headers={"x-goog-api-key": api_key}, timeout=60).raise_for_status()
+
+
+def raw_create_batch(base_url: str, api_key: str, body: Mapping[str, Any], model: str = "gemini-2.5-flash") -> str:
+    """Create a batch job with plain httpx; return its ``batches/...`` name."""
+    import httpx
+
+    response = httpx.post(
+        f"{base_url}/v1beta/models/{model}:batchGenerateContent",
+        json={"batch": body},
+        headers={"x-goog-api-key": api_key},
+        timeout=3600,
+    )
+    response.raise_for_status()
+    return str(response.json()["name"])
+
+
+def raw_get_batch(base_url: str, api_key: str, name: str, *, timeout: float = 3600) -> dict[str, Any]:
+    """Get a batch job's Operation JSON with plain httpx."""
+    import httpx
+
+    response = httpx.get(f"{base_url}/v1beta/{name}", headers={"x-goog-api-key": api_key}, timeout=timeout)
+    response.raise_for_status()
+    operation: dict[str, Any] = response.json()
+    return operation
+
+
+# -- process figures ------------------------------------------------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def process_rss_bytes(pid: int) -> int:
+    """A process's resident set size now."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmRSS")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile (nearest rank) of ``values``; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def python_child(script: Path, *args: str) -> list[str]:
+    """The command that runs a benchmark module's measured child."""
+    return [PYTHON, str(script), "--child", *args]
+
+
+# -- the results table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the benchmark table.
+
+    :param ours: the provider's figure; ``sdk`` google-genai's, ``ceiling`` the bare best case
+        (``None`` where none applies). ``higher_is_better`` decides how the ratios read.
+    :param target: the target in words; ``met`` whether it was reached (``None``: no target).
+    """
+
+    benchmark: str
+    metric: str
+    unit: str
+    ours: float
+    sdk: float | None = None
+    ceiling: float | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as JSON primitives (children send rows to the parent this way)."""
+        return dict(self.__dict__)
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "-"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}" if magnitude >= 0.1 or value == 0 else f"{value:.3f}"
+
+
+def _ratio(numerator: float, denominator: float | None) -> str:
+    if denominator is None or denominator == 0:
+        return "-"
+    return f"{numerator / denominator:.2f}x"
+
+
+ROW_HEADERS = (
+    "benchmark",
+    "metric",
+    "unit",
+    "ours",
+    "SDK",
+    "ceiling",
+    "ours/SDK",
+    "ours/ceiling",
+    "target",
+    "met",
+)
+
+
+def rows_table(rows: Sequence[Row]) -> str:
+    """The benchmark table as a Markdown table (also readable as plain text)."""
+    body = [
+        [
+            row.benchmark,
+            row.metric,
+            row.unit,
+            _figure(row.ours),
+            _figure(row.sdk),
+            _figure(row.ceiling),
+            _ratio(row.ours, row.sdk),
+            _ratio(row.ours, row.ceiling),
+            row.target,
+            {True: "yes", False: "**NO**", None: ""}[row.met],
+        ]
+        for row in rows
+    ]
+    cells = [list(ROW_HEADERS), *body]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(ROW_HEADERS))]
+
+    def fmt(line: list[str]) -> str:
+        return "| " + " | ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
+    return "\n".join([fmt(cells[0]), separator, *(fmt(line) for line in cells[1:])])
+
+
+def machine_description() -> str:
+    """Cores, memory, CPU model, Python and the versions of the libraries that matter."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def package(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.1f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; apache-airflow {package('apache-airflow')}, "
+        f"httpx {package('httpx')}, pydantic {package('pydantic')}, google-genai {package('google-genai')}, "
+        f"uvicorn {package('uvicorn')}, starlette {package('starlette')}. Loopback only (127.0.0.1). "
+        f"Load average when measured: {load_average()}."
+    )
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: other work on the machine competes with the benchmark."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"

@@ -70,7 +70,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
 
     Pass exactly one input. Inline requests whose body would exceed the service's 20 MB limit are
     uploaded as a JSONL file for you. Input is validated before anything is uploaded or created.
-    The batch name is pushed to XCom (key ``batch_name``) the moment the job exists, and returned.
+    The batch name is pushed to XCom (key ``batch_name``) the moment the job exists, and returned;
+    a file job's input file name is pushed too (key ``input_file``), for cleanup tasks.
 
     :param model: e.g. ``gemini-2.5-flash`` (``models/`` is added).
     :param requests: inline requests: ``{"key", "request"}`` dicts, or flat records holding
@@ -163,6 +164,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         batch = self._submit_once(context)
         self._batch_name = batch.name
         context["ti"].xcom_push(key="batch_name", value=batch.name)
+        if batch.input_file:  # Uploaded here from input_path or oversized inline requests: cleanup needs it.
+            context["ti"].xcom_push(key="input_file", value=batch.input_file)
         if not self.wait_for_completion:
             return batch.name
         deadline = time.time() + self.wait_timeout

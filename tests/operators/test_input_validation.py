@@ -18,7 +18,7 @@ from airflow_provider_gemini_batch.operators import (
     GeminiUploadFileOperator,
 )
 from airflow_provider_gemini_batch.operators._inputs import INLINE_LIMIT_BYTES
-from tests.airflow_flow import run_task
+from tests.airflow_flow import RecordingTaskInstance, run_task
 
 GOOD = {"key": "a", "request": {"contents": [{"parts": [{"text": "hi"}]}]}}
 
@@ -101,11 +101,13 @@ class TestOperatorsRejectBeforeIO:
         operator = GeminiSubmitBatchOperator(
             task_id="s", model="gemini-2.5-flash", requests=records, wait_for_completion=False
         )
-        run_task(operator)
+        ti = RecordingTaskInstance()
+        run_task(operator, {"ti": ti})
         (job,) = gemini_connection.control.batches()
         uploads = [r for r in gemini_connection.control.requests() if r["path"].startswith("/upload/")]
         assert uploads, "the requests were uploaded as a file, not sent inline"
         assert job["name"].startswith("batches/")
+        assert ti.xcom["input_file"].startswith("files/"), "cleanup tasks can find the uploaded file"
 
     def test_results_cannot_escape_the_destination(self, gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
         from airflow_provider_gemini_batch.hooks import GeminiBatchHook
