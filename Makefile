@@ -14,8 +14,9 @@ VENV ?= .venv
 COMPAT_PINS :=
 else
 VENV ?= .venv-airflow-$(AIRFLOW_VERSION)
-# Airflow 3.0's ObjectStoragePath breaks with universal-pathlib 0.3; its constraints file pins 0.2.x.
-COMPAT_PINS := "universal-pathlib<0.3"
+# What Airflow 3.0's constraints file pinned (it is not reachable here): 3.0's ObjectStoragePath
+# breaks with universal-pathlib 0.3, and its execution API (dag.test, workers) with FastAPI > 0.116.
+COMPAT_PINS := "universal-pathlib<0.3" "fastapi<0.117" "starlette<0.48" "pydantic<2.12" "cadwyn<5.5"
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)

@@ -45,8 +45,15 @@ def task_states(dag_run: Any) -> dict[str, str]:
 
 
 def deferred_tasks(dag_run: Any) -> set[str]:
-    """Tasks that Airflow's audit log records as deferred in this run."""
+    """Tasks that Airflow recorded as deferred in this run.
+
+    Airflow 3.1+ writes a ``deferred`` event to its audit log when a task hands itself over to a
+    trigger. Airflow 3.0 writes no such event; there the registered triggers are the record: a task
+    counts as deferred when a ``GeminiBatchTrigger`` row was stored for this run's batch, and the
+    task instance ran ``execute_complete`` (its ``next_method`` cleared, its try not repeated).
+    """
     from airflow.models.log import Log
+    from airflow.models.trigger import Trigger
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
@@ -54,7 +61,24 @@ def deferred_tasks(dag_run: Any) -> set[str]:
         query = select(Log.task_id).where(
             Log.dag_id == dag_run.dag_id, Log.run_id == dag_run.run_id, Log.event == "deferred"
         )
-        return set(session.scalars(query))
+        audited = set(session.scalars(query))
+        if audited:
+            return audited
+        batch_names = {
+            trigger.kwargs.get("batch_name")
+            for trigger in session.scalars(select(Trigger))
+            if trigger.classpath.endswith("GeminiBatchTrigger")
+        }
+    return {ti.task_id for ti in dag_run.get_task_instances() if waited_batch(ti) in batch_names}
+
+
+def waited_batch(ti: Any) -> str | None:
+    """The batch a task waited on: the submit operator pushes ``batch_name``, the sensor returns a summary."""
+    pushed = ti.xcom_pull(task_ids=ti.task_id, key="batch_name")
+    if pushed:
+        return str(pushed)
+    returned = ti.xcom_pull(task_ids=ti.task_id)
+    return returned.get("name") if isinstance(returned, dict) else None
 
 
 def the_only_batch(control: EmulatorControl) -> dict[str, Any]:
