@@ -82,14 +82,40 @@ class ClientSettings:
         }
 
 
-def _log_retry(call: ApiCall[Any], attempt: int, delay: float, settings: ClientSettings) -> None:
-    log.warning(
-        "Retrying %s in %.1f s (retry %d of %d)",
-        call.description,
-        delay,
-        attempt + 1,
-        settings.retry.max_retries,
-    )
+class _Attempts:
+    """One call's request arguments and retry bookkeeping, shared by the sync and async loops."""
+
+    def __init__(self, settings: ClientSettings, call: ApiCall[Any]) -> None:
+        self.settings = settings
+        self.call = call
+        self.attempt = 0
+        self.request: dict[str, Any] = {
+            "method": call.method,
+            "url": settings.api_url(call.path),
+            "params": call.params or None,  # An empty dict would drop the URL's own query (upload_id).
+            "json": call.json,
+            "headers": call.headers,
+        }
+
+    def after_error(self, exc: httpx.TransportError) -> float:
+        """Seconds to wait before the next attempt, or raise."""
+        return self._next(self.settings.retry.on_transport_error(exc, self.attempt, self.call))
+
+    def after_reply(self, response: httpx.Response) -> float:
+        """Seconds to wait before the next attempt after an error reply, or raise."""
+        error = error_from_response(response, self.call.description)
+        return self._next(self.settings.retry.on_status(error, self.attempt, self.call))
+
+    def _next(self, delay: float) -> float:
+        log.warning(
+            "Retrying %s in %.1f s (retry %d of %d)",
+            self.call.description,
+            delay,
+            self.attempt + 1,
+            self.settings.retry.max_retries,
+        )
+        self.attempt += 1
+        return delay
 
 
 class SyncClient:
@@ -107,25 +133,17 @@ class SyncClient:
 
     def call(self, call: ApiCall[T]) -> T:
         """Send ``call`` and parse its reply, retrying transient failures."""
-        attempt = 0
+        attempts = _Attempts(self.settings, call)
         while True:
             try:
-                response = self.http.request(
-                    call.method,
-                    self.settings.api_url(call.path),
-                    params=call.params or None,  # An empty dict would drop the URL's own query (upload_id).
-                    json=call.json,
-                    headers=call.headers,
-                )
+                response = self.http.request(**attempts.request)
             except httpx.TransportError as exc:
-                delay = self.settings.retry.on_transport_error(exc, attempt, call)
+                delay = attempts.after_error(exc)
             else:
                 if response.is_success:
                     return call.parse(response)
-                delay = self.settings.retry.on_status(error_from_response(response, call.description), attempt, call)
-            _log_retry(call, attempt, delay, self.settings)
+                delay = attempts.after_reply(response)
             time.sleep(delay)
-            attempt += 1
 
     def iter_file_bytes(self, file_name: str) -> Iterator[bytes]:
         """Stream a file's bytes; after a dropped connection, resume where it broke off.
@@ -182,22 +200,14 @@ class AsyncClient:
 
     async def call(self, call: ApiCall[T]) -> T:
         """Send ``call`` and parse its reply, retrying transient failures."""
-        attempt = 0
+        attempts = _Attempts(self.settings, call)
         while True:
             try:
-                response = await self.http.request(
-                    call.method,
-                    self.settings.api_url(call.path),
-                    params=call.params or None,  # An empty dict would drop the URL's own query (upload_id).
-                    json=call.json,
-                    headers=call.headers,
-                )
+                response = await self.http.request(**attempts.request)
             except httpx.TransportError as exc:
-                delay = self.settings.retry.on_transport_error(exc, attempt, call)
+                delay = attempts.after_error(exc)
             else:
                 if response.is_success:
                     return call.parse(response)
-                delay = self.settings.retry.on_status(error_from_response(response, call.description), attempt, call)
-            _log_retry(call, attempt, delay, self.settings)
+                delay = attempts.after_reply(response)
             await asyncio.sleep(delay)
-            attempt += 1
