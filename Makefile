@@ -15,8 +15,9 @@ COMPAT_PINS :=
 else
 VENV ?= .venv-airflow-$(AIRFLOW_VERSION)
 # What Airflow 3.0's constraints file pinned (it is not reachable here): 3.0's ObjectStoragePath
-# breaks with universal-pathlib 0.3, and its execution API (dag.test, workers) with FastAPI > 0.116.
-COMPAT_PINS := "universal-pathlib<0.3" "fastapi<0.117" "starlette<0.48" "pydantic<2.12" "cadwyn<5.5"
+# breaks with universal-pathlib 0.3, its execution API (dag.test, workers) with FastAPI > 0.116,
+# and its api-server's tokens with recent PyJWT (which refuses an issuer of None).
+COMPAT_PINS := "universal-pathlib<0.3" "fastapi<0.117" "starlette<0.48" "pydantic<2.12" "cadwyn<5.5" "pyjwt<2.11"
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
@@ -25,7 +26,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
