@@ -29,8 +29,9 @@ from airflow_provider_gemini_batch.exceptions import (
 from airflow_provider_gemini_batch.hooks._api import ApiCall
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# A create rejected with these never reached the backend, so resending cannot duplicate a job.
-CREATE_SAFE_STATUS = frozenset({429, 503})
+# A create rejected with this never reached the backend, so resending cannot duplicate a job. A 503
+# may come from a front end after the backend accepted the job: it counts as ambiguous.
+CREATE_SAFE_STATUS = frozenset({429})
 # Transport errors raised before any byte of the request left this machine.
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
@@ -133,7 +134,7 @@ class RetryPolicy:
         if error.http_status not in RETRYABLE_STATUS:
             raise error
         if not call.retry_safe and error.http_status not in CREATE_SAFE_STATUS:
-            # A 500/502/504/408 to a create may come after the job was made: its outcome is unknown.
+            # A 408/5xx to a create may come after the job was made: its outcome is unknown.
             raise ambiguous_create(call, f"HTTP {error.http_status} {error.status or ''}".strip()) from error
         if attempt >= self.max_retries:
             raise error

@@ -10,13 +10,14 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
 from airflow_provider_gemini_batch import __version__
+from airflow_provider_gemini_batch.exceptions import GeminiBatchServerError
 from airflow_provider_gemini_batch.hooks._api import ApiCall
 from airflow_provider_gemini_batch.hooks._retry import RetryPolicy, connection_error, error_from_response
 
@@ -82,6 +83,19 @@ class ClientSettings:
         }
 
 
+def parse_reply(response: httpx.Response, parse: Callable[[httpx.Response], T], description: str) -> T:
+    """Apply ``parse``; an unreadable body (a proxy's HTML page, a truncated JSON) raises a server error."""
+    try:
+        return parse(response)
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError.
+        raise GeminiBatchServerError(
+            response.status_code,
+            None,
+            f"{description}: the reply could not be read ({type(exc).__name__})",
+            hint="A proxy or the service answered with an unexpected body: retry later, and check the host.",
+        ) from exc
+
+
 class _Attempts:
     """One call's request arguments and retry bookkeeping, shared by the sync and async loops."""
 
@@ -96,6 +110,10 @@ class _Attempts:
             "json": call.json,
             "headers": call.headers,
         }
+
+    def parse(self, response: httpx.Response) -> Any:
+        """Read a success reply; a body that isn't the expected shape is a server error, not a crash."""
+        return parse_reply(response, self.call.parse, self.call.description)
 
     def after_error(self, exc: httpx.TransportError) -> float:
         """Seconds to wait before the next attempt, or raise."""
@@ -141,7 +159,7 @@ class SyncClient:
                 delay = attempts.after_error(exc)
             else:
                 if response.is_success:
-                    return call.parse(response)
+                    return attempts.parse(response)  # type: ignore[no-any-return]
                 delay = attempts.after_reply(response)
             time.sleep(delay)
 
@@ -208,6 +226,6 @@ class AsyncClient:
                 delay = attempts.after_error(exc)
             else:
                 if response.is_success:
-                    return call.parse(response)
+                    return attempts.parse(response)  # type: ignore[no-any-return]
                 delay = attempts.after_reply(response)
             await asyncio.sleep(delay)

@@ -17,7 +17,7 @@ import httpx
 from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
 from airflow_provider_gemini_batch.hooks._api import ApiCall
 from airflow_provider_gemini_batch.hooks._retry import RETRYABLE_STATUS, error_from_response
-from airflow_provider_gemini_batch.hooks._transport import SyncClient
+from airflow_provider_gemini_batch.hooks._transport import SyncClient, parse_reply
 from airflow_provider_gemini_batch.models import GeminiFile
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ def _session_from_start(response: httpx.Response) -> tuple[str, int]:
         raise GeminiBatchError("The upload start reply had no X-Goog-Upload-URL header; cannot upload.")
     granularity = int(response.headers.get("x-goog-upload-chunk-granularity") or DEFAULT_GRANULARITY)
     return upload_url, granularity
+
+
+def _finished_file(response: httpx.Response) -> GeminiFile:
+    return GeminiFile.model_validate(response.json()["file"])
 
 
 def _received_from_query(response: httpx.Response) -> httpx.Response:
@@ -88,7 +92,7 @@ class ResumableUpload:
                 raise error_from_response(response, f"upload {self.display_name!r}")
             failures = 0
             if final or response.headers.get("x-goog-upload-status") == "final":
-                return GeminiFile.model_validate(response.json()["file"])
+                return parse_reply(response, _finished_file, f"finish the upload of {self.display_name!r}")
             self._advance(length)
             if self._buffer_start >= next_progress:
                 log.info("Uploaded %d of %d bytes of %r", self._buffer_start, self.size, self.display_name)
@@ -191,7 +195,7 @@ class ResumableUpload:
             )
         )
         if response.headers.get("x-goog-upload-status") == "final" and response.content:
-            return GeminiFile.model_validate(response.json()["file"])
+            return parse_reply(response, _finished_file, f"finish the upload of {self.display_name!r}")
         received = int(response.headers.get("x-goog-upload-size-received") or 0)
         buffered_end = self._buffer_start + len(self._buffer)
         if not self._buffer_start <= received <= buffered_end:

@@ -10,11 +10,13 @@ from typing import Any
 
 from airflow_provider_gemini_batch.batch_input import records_to_jsonl, validate_jsonl
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.hooks._api import inline_item
 from airflow_provider_gemini_batch.hooks._sources import open_source
 from airflow_provider_gemini_batch.models import GeminiFile
 
-# The service rejects inline create bodies over 20,971,520 bytes; leave room for the JSON envelope.
-INLINE_LIMIT_BYTES = 19 * 1024 * 1024
+# The service rejects create bodies over 20,971,520 bytes ("Request payload size exceeds the limit");
+# keep a margin for the envelope (display name, extra batch fields).
+INLINE_LIMIT_BYTES = 20_971_520 - 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,26 @@ def prepare_input(
         summary = records_to_jsonl(_records(requests), spool, key_field=key_field)
         spool.seek(0)
         if summary.byte_count <= INLINE_LIMIT_BYTES:
-            return PreparedInput(requests=[json.loads(line) for line in spool])
+            items = [json.loads(line) for line in spool]
+            body_bytes = inline_body_bytes(items)
+            if body_bytes <= INLINE_LIMIT_BYTES:
+                return PreparedInput(requests=items)
+            spool.seek(0)
         hook.log.info(
-            "Inline requests are %d bytes, over the %d-byte inline limit: uploading them as a file",
-            summary.byte_count,
+            "Inline requests would make a create body over the %d-byte limit: uploading them as a file",
             INLINE_LIMIT_BYTES,
         )
         uploaded = hook.upload_file(spool, display_name=display_name or "requests.jsonl")
     return PreparedInput(input_file=uploaded.name)
+
+
+def inline_body_bytes(items: list[dict[str, Any]]) -> int:
+    """Bytes the inline items take in the create body, encoded as httpx encodes JSON.
+
+    Measured on the wire shape, not the JSONL: each key moves into ``"metadata": {"key": ...}``.
+    """
+    wire = [inline_item(item, index) for index, item in enumerate(items)]
+    return len(json.dumps(wire, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
 
 
 def _records(records: Any) -> Any:

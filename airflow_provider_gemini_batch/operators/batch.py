@@ -88,9 +88,13 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     :param cancel_on_kill: cancel the job when the task is killed (sync wait) or, on Airflow 3.3+,
         marked failed or cleared while deferred.
     :param cancel_on_timeout: cancel the job when ``timeout`` passes.
+    :param cancel_on_error: cancel the job when the wait gives up on repeated errors (the job's state
+        can no longer be watched, so it would run, and bill, unobserved).
     :param max_failed_requests: fail the task when more requests than this failed (job SUCCEEDED).
     :param max_failed_ratio: fail the task when a larger share than this failed (0.0 to 1.0).
         With neither set, the task fails only when every request failed.
+    :param extra_batch_fields: other fields of the create body's ``batch`` object, passed as given,
+        e.g. ``{"priority": "10"}`` or ``{"webhookConfig": {"uris": [...]}}``.
     :param reattach: submit once per task instance: a later try (a retry, or after a worker crash)
         finds the job an earlier try created and waits on it instead of paying for another. The
         job's display name carries a key derived from dag_id, task_id, run_id and map_index.
@@ -104,9 +108,10 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         "input_file",
         "input_path",
         "display_name",
+        "extra_batch_fields",
         "gemini_conn_id",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {"requests": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"requests": "json", "extra_batch_fields": "json"}
     embeddings_default = False
 
     def __init__(
@@ -125,8 +130,10 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
         cancel_on_timeout: bool = True,
+        cancel_on_error: bool = True,
         max_failed_requests: int | None = None,
         max_failed_ratio: float | None = None,
+        extra_batch_fields: dict[str, Any] | None = None,
         reattach: bool = True,
         resubmit_on_failure: bool = False,
         **kwargs: Any,
@@ -154,7 +161,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.poll_interval = poll_interval
         self.wait_timeout = _seconds(timeout)
         self.cancel_on_kill = cancel_on_kill
-        self.exit_actions = ExitActions(cancel_on_timeout=cancel_on_timeout)
+        self.exit_actions = ExitActions(cancel_on_timeout=cancel_on_timeout, cancel_on_error=cancel_on_error)
+        self.extra_batch_fields = extra_batch_fields
         self.failure_policy = FailurePolicy(max_failed_requests, max_failed_ratio)
         self.reattach = reattach
         self.resubmit_on_failure = resubmit_on_failure
@@ -221,7 +229,13 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             key_field=self.key_field,
         )
         create = self.hook.create_embeddings_batch if self.embeddings else self.hook.create_batch
-        return create(self.model, requests=prepared.requests, input_file=prepared.input_file, display_name=display_name)
+        return create(
+            self.model,
+            requests=prepared.requests,
+            input_file=prepared.input_file,
+            display_name=display_name,
+            extra_batch_fields=self.extra_batch_fields,
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: validate its event and turn it into success or a distinct error."""

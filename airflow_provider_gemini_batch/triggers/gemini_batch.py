@@ -89,8 +89,14 @@ class GeminiBatchTrigger(BaseTrigger):
         errors = 0
         while True:
             try:
-                last = await hook.aget_batch(self.batch_name)
+                # The hook's own retries honour server delays of minutes: never let them outlast the deadline.
+                remaining = max(self.deadline - time.time(), 1.0)
+                last = await asyncio.wait_for(hook.aget_batch(self.batch_name), timeout=remaining)
                 errors = 0
+            except asyncio.TimeoutError:
+                return make_event(
+                    "timeout", "deadline", last, f"Deadline passed while polling; last seen {last.progress}"
+                )
             except _TRANSIENT_ERRORS as exc:
                 errors += 1
                 self.log.warning("Poll %d of %s failed: %s", errors, self.batch_name, exc)

@@ -198,6 +198,13 @@ class TestErrors:
             make_hook(recorder).get_batch("batches/b1")
         assert len(recorder.requests) == 4, "one attempt and max_retries=3 retries"
 
+    def test_an_unreadable_success_reply_is_a_server_error(self, make_hook: MakeHook) -> None:
+        html = httpx.Response(200, text="<html>proxy login</html>")
+        with pytest.raises(GeminiBatchServerError, match="could not be read"):
+            make_hook(Recorder(html)).get_batch("batches/b1")
+        with pytest.raises(GeminiBatchServerError, match="could not be read"):
+            make_hook(Recorder(httpx.Response(200, json={}))).get_batch("batches/b1")
+
     def test_rate_limit_after_retries_is_its_own_class(self, make_hook: MakeHook) -> None:
         with pytest.raises(GeminiBatchRateLimitError):
             make_hook(Recorder(error_reply(429, "RESOURCE_EXHAUSTED", "quota"))).get_batch("batches/b1")
@@ -223,6 +230,7 @@ class TestCreateIsNeverResentBlindly:
             httpx.ReadTimeout("slow"),
             httpx.RemoteProtocolError("dropped"),
             error_reply(500, "INTERNAL", "?"),
+            error_reply(503, "UNAVAILABLE", "?"),
         ],
     )
     def test_lost_reply_raises_ambiguous_create_after_one_send(
@@ -239,7 +247,6 @@ class TestCreateIsNeverResentBlindly:
         [
             httpx.ConnectError("refused"),
             error_reply(429, "RESOURCE_EXHAUSTED", "q"),
-            error_reply(503, "UNAVAILABLE", "u"),
         ],
     )
     def test_a_create_that_never_arrived_is_retried(

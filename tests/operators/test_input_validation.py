@@ -131,3 +131,11 @@ def test_an_input_file_over_2_gb_is_refused_before_reading_it(
     with pytest.raises(GeminiBatchInputError, match=r"over the Files API's limit of 2147483648 bytes \(2 GB\)"):
         run_task(GeminiUploadFileOperator(task_id="up", source=str(path)))
     assert gemini_connection.control.requests() == []
+
+
+def test_the_inline_limit_is_measured_on_the_wire_shape() -> None:
+    from airflow_provider_gemini_batch.operators._inputs import inline_body_bytes
+
+    items = [{"key": f"k{i}", "request": {"content": {"parts": [{"text": "x"}]}}} for i in range(1000)]
+    jsonl_bytes = sum(len(json.dumps(item, separators=(",", ":"))) for item in items)
+    assert inline_body_bytes(items) > jsonl_bytes + 1000 * len('"metadata":{}'), "each key moves into metadata"

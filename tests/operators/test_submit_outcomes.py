@@ -10,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
@@ -200,3 +201,32 @@ class TestExits:
         emulator.control.clear_faults()
         assert emulator.control.batches()[0]["state"] == "BATCH_STATE_CANCELLED"
         assert emulator.control.created_count() == 1
+
+    def test_cancel_on_error_can_be_switched_off(
+        self, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        conn = {
+            "conn_type": "gemini",
+            "host": emulator.base_url,
+            "password": emulator.api_key,
+            "extra": {"max_retries": 0},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
+        emulator.control.configure(running_seconds=60)
+        operator = submit(True, cancel_on_error=False)
+        context = {"ti": RecordingTaskInstance()}
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        emulator.control.inject_fault("status", status=503, count=50, method="GET")
+        event = asyncio.run(first_event(deferred.value))
+        with pytest.raises(GeminiBatchError, match="polls in a row failed"):
+            operator.execute_complete(context, event)
+        emulator.control.clear_faults()
+        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_RUNNING"
+
+    def test_extra_batch_fields_reach_the_create(self, emulator: EmulatorHandle) -> None:
+        name, _ = run_task(submit(True, extra_batch_fields={"priority": "7"}, wait_for_completion=False))
+        operation = httpx.get(
+            f"{emulator.base_url}/v1beta/{name}", headers={"x-goog-api-key": emulator.api_key or ""}
+        ).json()
+        assert operation["metadata"]["priority"] == "7"

@@ -114,3 +114,15 @@ async def test_on_kill_cancels_the_job(running_batch: str, gemini_connection: Em
     await trigger(running_batch, cancel_on_kill=True).on_kill()
     assert gemini_connection.control.batches()[0]["state"] == "BATCH_STATE_CANCELLED"
     await trigger(running_batch, cancel_on_kill=False).on_kill()  # Switched off: no request at all.
+
+
+async def test_server_requested_delays_never_outlast_the_deadline(
+    running_batch: str, gemini_connection: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = {"conn_type": "gemini", "host": gemini_connection.base_url, "password": gemini_connection.api_key}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))  # Retries on, as by default.
+    gemini_connection.control.inject_fault("status", status=429, count=5, retry_delay="30s", method="GET")
+    started = time.time()
+    (event,) = await events(trigger(running_batch, deadline=time.time() + 1.0))
+    assert event["reason"] == "deadline"
+    assert time.time() - started < 5, "the 30 s RetryInfo delay was cut at the deadline"
