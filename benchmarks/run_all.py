@@ -1,0 +1,163 @@
+"""Every benchmark, one table: ``make bench`` runs this.
+
+Each row's module (``bench_*.py``) also runs alone. Every measured figure comes from a fresh child
+interpreter; the emulator always runs in a process of its own. The worker-slot row mostly waits
+for its batch to run, so it runs in the background while the other rows run one after another.
+
+    .venv/bin/python benchmarks/run_all.py                      # the full run (~15 min), writes RESULTS.md
+    .venv/bin/python benchmarks/run_all.py --quick              # a smoke run of every row (< 60 s of work each)
+    .venv/bin/python benchmarks/run_all.py --only upload,input  # some rows only
+    .venv/bin/python benchmarks/run_all.py --batch-minutes 1    # a shorter batch for the worker-slot row
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as harness
+import bench_emulator
+import bench_input
+import bench_results
+import bench_triggers
+import bench_upload
+import bench_worker_slots
+
+RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator")
+
+FOOTNOTES = """\
+How each row is measured:
+
+1. **upload**: a generated JSONL file is uploaded to the emulator (its own process) from a fresh
+   interpreter per client; throughput = file bytes / wall time of the upload call (median of 3 runs
+   per client in rotating order, `os.sync()` before each), peak RSS = the child's `ru_maxrss`.
+   Ours: `GeminiBatchHook.upload_file`; SDK: `genai.Client(...).files.upload`;
+   ceiling: one streaming httpx POST of the same bytes to `/_emulator/discard` (the emulator reads
+   and drops them: no resumable chunking, no disk write); the notes add bare httpx through the real
+   upload endpoint (one streamed chunk, stored to disk). The emulator's stored SHA-256 is checked.
+   Ours runs again on a file twice as large to show memory does not grow with the file.
+2. **results**: the emulator runs a real file job of N requests and writes the results file;
+   ours = `iter_results` (a typed `BatchResult` per line) and `GeminiDownloadResultsOperator.execute`
+   (`normalized_line` per result written to a local file); SDK = `files.download` (bytes) + `split`
+   + `json.loads`; ceiling = the same file read from local disk + `json.loads` per line.
+3. **input**: N flat records generated lazily go through `records_to_jsonl` into a local file, and
+   the written file goes through `validate_jsonl`; ceilings are `json.dumps` + write and `json.loads`
+   alone on the same data (record generation is included in both figures).
+4. **triggers**: N triggers run as tasks on one event loop in a fresh interpreter (poll interval 1 s)
+   against N jobs RUNNING in the emulator; measured over a window after they all started. Lag: a
+   probe task sleeps 10 ms and records the overshoot. CPU per 1,000 polls = process CPU time over the
+   window / polls made (counted by wrapping the poll call). RSS per trigger = (RSS with N running -
+   RSS before any started) / N. SDK = a trigger that builds a google-genai client per poll and calls
+   `client.aio.batches.get` (the official Google provider's approach). The emulator and the triggers
+   share the machine's 2 cores; the emulator's CPU share is in the notes.
+5. **worker slots**: `GeminiSubmitBatchOperator` in `dag.test()` (throwaway AIRFLOW_HOME, SQLite)
+   against a batch that stays RUNNING for the stated time, deferrable and sync side by side.
+   `dag.test()` runs the trigger inline, so the slot time is what a real worker would hold: the
+   wall time of `execute()` (until it defers, or the job ends in sync mode) plus `execute_complete()`,
+   timed by a subclass in the DAG file. The TI's recorded duration (which in `dag.test()` includes
+   the inline deferral and dag.test's own start-up) is in the notes.
+6. **emulator**: `GET /v1beta/batches/{id}` with 100 concurrent clients from one httpx.AsyncClient
+   in a separate process for 10 s; the emulator must serve well above the 1,000 polls/s that row 4 asks.
+
+Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
+The machine is shared: other work runs on the same 2 cores (see the load average in the header),
+so wall-clock rates carry noise; CPU-time figures are in the notes where they matter.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every row")
+    parser.add_argument("--batch-minutes", type=float, default=10.0, help="worker-slot row's batch length (default 10)")
+    parser.add_argument("--only", help=f"comma-separated rows to run, of {', '.join(ROW_NAMES)}")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help=f"write the table here (default: {RESULTS_PATH.name} for a full run of every row, nothing otherwise)",
+    )
+    return parser
+
+
+def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> tuple[list[harness.Row], dict[str, str]]:
+    """Run the selected rows; return the rows in order and the failures by row name."""
+    selected = [name for name in ROW_NAMES if only is None or name in only]
+    measures: dict[str, Callable[[], list[harness.Row]]] = {
+        "upload": lambda: bench_upload.measure(quick=quick),
+        "results": lambda: bench_results.measure(quick=quick),
+        "input": lambda: bench_input.measure(quick=quick),
+        "triggers": lambda: bench_triggers.measure(quick=quick),
+        "worker_slots": lambda: bench_worker_slots.measure(quick=quick, batch_minutes=batch_minutes),
+        "emulator": lambda: bench_emulator.measure(quick=quick),
+    }
+    results: dict[str, list[harness.Row]] = {}
+    failures: dict[str, str] = {}
+
+    def attempt(name: str) -> None:
+        started = time.perf_counter()
+        try:
+            results[name] = measures[name]()
+        except Exception as error:  # one broken row must not lose the others
+            failures[name] = f"{type(error).__name__}: {str(error)[-1500:]}"
+        harness.progress(f"== {name}: {time.perf_counter() - started:.0f} s")
+
+    background = None
+    if "worker_slots" in selected:
+        background = threading.Thread(target=attempt, args=("worker_slots",), name="worker-slots")
+        background.start()
+    for name in selected:
+        if name != "worker_slots":
+            attempt(name)
+    if background is not None:
+        background.join()
+    rows = [row for name in selected for row in results.get(name, [])]
+    return rows, failures
+
+
+def report(rows: list[harness.Row], failures: dict[str, str], *, quick: bool, seconds: float) -> str:
+    """The header, the table, the notes and the method, as Markdown."""
+    met = [row for row in rows if row.met is not None]
+    lines = [
+        "# Benchmarks" + (" (quick smoke run: small sizes)" if quick else ""),
+        "",
+        f"Machine: {harness.machine_description()}",
+        "",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {seconds / 60:.1f} min; "
+        f"targets met: {sum(bool(row.met) for row in met)} of {len(met)}.",
+        "",
+        harness.rows_table(rows),
+        "",
+        "Notes:",
+        "",
+        *(f"- {row.benchmark} / {row.metric}: {row.note}" for row in rows if row.note),
+        *(f"- **{name} failed**: {message}" for name, message in failures.items()),
+        "",
+        FOOTNOTES,
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    only = set(args.only.split(",")) if args.only else None
+    if only is not None and not only <= set(ROW_NAMES):
+        raise SystemExit(f"Unknown rows {sorted(only - set(ROW_NAMES))}: use {', '.join(ROW_NAMES)}.")
+    started = time.perf_counter()
+    rows, failures = run(quick=args.quick, batch_minutes=args.batch_minutes, only=only)
+    text = report(rows, failures, quick=args.quick, seconds=time.perf_counter() - started)
+    print(text)
+    destination = args.results or (RESULTS_PATH if not args.quick and only is None else None)
+    if destination is not None:
+        destination.write_text(text)
+        harness.progress(f"Wrote {destination}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
