@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -19,8 +20,34 @@ from airflow_provider_gemini_batch.exceptions import (
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import Batch
 
+T = TypeVar("T")
+
 # Errors that say nothing about the job, only about the road to it: keep polling.
 _TRANSIENT_ERRORS = (GeminiBatchConnectionError, GeminiBatchServerError, GeminiBatchRateLimitError)
+
+
+class _PollTimedOut(Exception):
+    """A poll (with its retries) did not finish before the deadline."""
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """Await ``awaitable`` for at most ``seconds``, else raise ``_PollTimedOut``.
+
+    Not ``asyncio.wait_for``: on Python 3.10 and 3.11 it can swallow a cancellation that arrives as
+    the inner call finishes, and a trigger that ignores the triggerer's cancel polls forever.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise _PollTimedOut
+    return task.result()
 
 
 class GeminiBatchTrigger(BaseTrigger):
@@ -91,9 +118,9 @@ class GeminiBatchTrigger(BaseTrigger):
             try:
                 # The hook's own retries honour server delays of minutes: never let them outlast the deadline.
                 remaining = max(self.deadline - time.time(), 1.0)
-                last = await asyncio.wait_for(hook.aget_batch(self.batch_name), timeout=remaining)
+                last = await _within(hook.aget_batch(self.batch_name), remaining)
                 errors = 0
-            except asyncio.TimeoutError:
+            except _PollTimedOut:
                 return make_event(
                     "timeout", "deadline", last, f"Deadline passed while polling; last seen {last.progress}"
                 )

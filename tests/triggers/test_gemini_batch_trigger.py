@@ -126,3 +126,13 @@ async def test_server_requested_delays_never_outlast_the_deadline(
     (event,) = await events(trigger(running_batch, deadline=time.time() + 1.0))
     assert event["reason"] == "deadline"
     assert time.time() - started < 5, "the 30 s RetryInfo delay was cut at the deadline"
+
+
+async def test_a_cancelled_trigger_stops(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    gemini_connection.control.configure(running_seconds=60)
+    tasks = [asyncio.ensure_future(events(trigger(running_batch))) for _ in range(50)]
+    await asyncio.sleep(0.35)  # Mid-poll and mid-sleep, as the triggerer's cancel finds them.
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)
