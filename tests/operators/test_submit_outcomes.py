@@ -7,7 +7,6 @@ author would catch, and on what the emulator did to the job.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import httpx
@@ -179,18 +178,13 @@ class TestExits:
             run_task(submit(True))
         assert "Input file has a malformed line" in caplog.text
 
-    def test_a_wait_that_gives_up_on_errors_cancels_the_job(
-        self, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+    @pytest.mark.parametrize(("cancel_on_error", "final_state"), [(True, "CANCELLED"), (False, "RUNNING")])
+    def test_a_wait_that_gives_up_on_errors_cancels_the_job_unless_told_not_to(
+        self, no_retry_connection: EmulatorHandle, cancel_on_error: bool, final_state: str
     ) -> None:
-        conn = {
-            "conn_type": "gemini",
-            "host": emulator.base_url,
-            "password": emulator.api_key,
-            "extra": {"max_retries": 0},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
+        emulator = no_retry_connection
         emulator.control.configure(running_seconds=60)
-        operator = submit(True)
+        operator = submit(True, cancel_on_error=cancel_on_error)
         context = {"ti": RecordingTaskInstance()}
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context)
@@ -199,30 +193,8 @@ class TestExits:
         with pytest.raises(GeminiBatchError, match="polls in a row failed"):
             operator.execute_complete(context, event)
         emulator.control.clear_faults()
-        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_CANCELLED"
+        assert emulator.control.batches()[0]["state"] == f"BATCH_STATE_{final_state}"
         assert emulator.control.created_count() == 1
-
-    def test_cancel_on_error_can_be_switched_off(
-        self, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        conn = {
-            "conn_type": "gemini",
-            "host": emulator.base_url,
-            "password": emulator.api_key,
-            "extra": {"max_retries": 0},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
-        emulator.control.configure(running_seconds=60)
-        operator = submit(True, cancel_on_error=False)
-        context = {"ti": RecordingTaskInstance()}
-        with pytest.raises(TaskDeferred) as deferred:
-            operator.execute(context)
-        emulator.control.inject_fault("status", status=503, count=50, method="GET")
-        event = asyncio.run(first_event(deferred.value))
-        with pytest.raises(GeminiBatchError, match="polls in a row failed"):
-            operator.execute_complete(context, event)
-        emulator.control.clear_faults()
-        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_RUNNING"
 
     def test_extra_batch_fields_reach_the_create(self, emulator: EmulatorHandle) -> None:
         name, _ = run_task(submit(True, extra_batch_fields={"priority": "7"}, wait_for_completion=False))

@@ -15,16 +15,9 @@ from airflow_provider_gemini_batch.triggers import GeminiBatchTrigger
 
 
 @pytest.fixture
-def running_batch(gemini_connection: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> str:
+def running_batch(no_retry_connection: EmulatorHandle) -> str:
     """A job that runs for 0.6 s; the connection gives up after one try so polls fail fast."""
-    conn = {
-        "conn_type": "gemini",
-        "host": gemini_connection.base_url,
-        "password": gemini_connection.api_key,
-        "extra": {"max_retries": 0},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
-    gemini_connection.control.configure(running_seconds=0.6)
+    no_retry_connection.control.configure(running_seconds=0.6)
     request = {"key": "k", "request": {"contents": [{"parts": [{"text": "hi"}]}]}}
     return GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[request]).name
 
