@@ -582,6 +582,14 @@ ROW_HEADERS = (
 )
 
 
+def print_rows(rows: Sequence[Row]) -> None:
+    """Print a module's rows as the table, then each row's note: what a module prints when run alone."""
+    print(rows_table(rows))
+    for row in rows:
+        if row.note:
+            print(f"- {row.metric}: {row.note}")
+
+
 def rows_table(rows: Sequence[Row]) -> str:
     """The benchmark table as a Markdown table (also readable as plain text)."""
     body = [

@@ -140,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         child(url, key, batch, int(clients), float(seconds))
         return 0
     rows = measure(quick=args.quick, clients=args.clients, seconds=args.seconds)
-    print(harness.rows_table(rows))
-    for row in rows:
-        if row.note:
-            print(f"- {row.metric}: {row.note}")
+    harness.print_rows(rows)
     return 0
 
 

@@ -152,10 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         child(kind, int(count), path)
         return 0
     rows = measure(quick=args.quick, requests=args.requests)
-    print(harness.rows_table(rows))
-    for row in rows:
-        if row.note:
-            print(f"- {row.metric}: {row.note}")
+    harness.print_rows(rows)
     return 0
 
 

@@ -263,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         child(*args.child)
         return 0
     rows = measure(quick=args.quick, lines=args.lines)
-    print(harness.rows_table(rows))
-    for row in rows:
-        if row.note:
-            print(f"- {row.metric}: {row.note}")
+    harness.print_rows(rows)
     return 0
 
 

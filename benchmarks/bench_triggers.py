@@ -302,10 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         child(kind, batches, float(seconds), url, int(pid))
         return 0
     rows = measure(quick=args.quick, triggers=args.triggers, seconds=args.seconds)
-    print(harness.rows_table(rows))
-    for row in rows:
-        if row.note:
-            print(f"- {row.metric}: {row.note}")
+    harness.print_rows(rows)
     return 0
 
 

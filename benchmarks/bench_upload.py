@@ -193,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         {"sdk": sdk_child, "ceiling": ceiling_child, "raw": raw_child}[kind](url, key, path)
         return 0
     rows = measure(quick=args.quick)
-    print(harness.rows_table(rows))
-    for row in rows:
-        if row.note:
-            print(f"- {row.metric}: {row.note}")
+    harness.print_rows(rows)
     return 0
 
 
