@@ -92,20 +92,30 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
 
 
 def server_delay(response: httpx.Response, details: list[Any]) -> float | None:
-    """The delay the server asked for: ``RetryInfo.retryDelay`` first, then ``Retry-After``."""
+    """The delay the server asked for: ``RetryInfo.retryDelay`` first, then ``Retry-After``.
+
+    ``Retry-After`` is seconds or an HTTP date; a value that is neither is ignored, not raised.
+    """
     for detail in details:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             match = _DURATION.match(str(detail.get("retryDelay", "")))
             if match:
-                return min(float(match.group(1)), MAX_SERVER_DELAY)
+                return _clamp(float(match.group(1)))
     header = response.headers.get("retry-after")
     if not header:
         return None
     try:
-        return min(max(float(header), 0.0), MAX_SERVER_DELAY)
+        return _clamp(float(header))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(header) if header else None
-        return None if parsed is None else min(max(parsed.timestamp() - time.time(), 0.0), MAX_SERVER_DELAY)
+        pass
+    try:
+        return _clamp(email.utils.parsedate_to_datetime(header).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _clamp(seconds: float) -> float:
+    return min(max(seconds, 0.0), MAX_SERVER_DELAY)
 
 
 @dataclass(frozen=True)

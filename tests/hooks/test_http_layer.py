@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -191,6 +192,19 @@ class TestErrors:
         recorder = Recorder(busy, httpx.Response(200, json=operation()))
         make_hook(recorder).get_batch("batches/b1")
         assert recorder.times[1] - recorder.times[0] >= 0.3
+
+    def test_an_unreadable_retry_after_is_ignored_not_raised(self, make_hook: MakeHook) -> None:
+        busy = error_reply(503, "UNAVAILABLE", "later", headers={"retry-after": "soon"})
+        recorder = Recorder(busy, httpx.Response(200, json=operation()))
+        assert make_hook(recorder).get_batch("batches/b1").name == "batches/b1"
+        assert len(recorder.requests) == 2
+
+    def test_a_retry_after_date_is_honoured(self, make_hook: MakeHook) -> None:
+        when = email.utils.formatdate(time.time() + 2, usegmt=True)  # Whole seconds: between 1 and 2 s away.
+        busy = error_reply(503, "UNAVAILABLE", "later", headers={"retry-after": when})
+        recorder = Recorder(busy, httpx.Response(200, json=operation()))
+        make_hook(recorder).get_batch("batches/b1")
+        assert recorder.times[1] - recorder.times[0] >= 0.9
 
     def test_gives_up_after_max_retries(self, make_hook: MakeHook) -> None:
         recorder = Recorder(error_reply(500, "INTERNAL", "boom"))
