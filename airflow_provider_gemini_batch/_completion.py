@@ -151,14 +151,11 @@ def cancel_quietly(hook: GeminiBatchHook, batch_name: str, why: str) -> None:
         log.error("Could not cancel batch %s after %s: %s", batch_name, why, exc)
 
 
-def wait_until_terminal(
-    hook: GeminiBatchHook, batch_name: str, *, poll_interval: float, deadline: float, sleep: Any = None
-) -> Batch:
+def wait_until_terminal(hook: GeminiBatchHook, batch_name: str, *, poll_interval: float, deadline: float) -> Batch:
     """Poll with the sync client until the job is terminal or the deadline passes; return the last state.
 
     Used where a worker slot is held anyway (``deferrable=False``, the cancel operator's wait).
     """
-    sleep = sleep or time.sleep
     last_progress = ""
     while True:
         batch = hook.get_batch(batch_name)
@@ -168,4 +165,4 @@ def wait_until_terminal(
         remaining = deadline - time.time()
         if batch.state.is_terminal or remaining <= 0:
             return batch
-        sleep(min(poll_interval, remaining))
+        time.sleep(min(poll_interval, remaining))

@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -109,10 +109,10 @@ def parse_reply(response: httpx.Response, parse: Callable[[httpx.Response], T], 
         ) from exc
 
 
-class _Attempts:
+class _Attempts(Generic[T]):
     """One call's request arguments and retry bookkeeping, shared by the sync and async loops."""
 
-    def __init__(self, settings: ClientSettings, call: ApiCall[Any]) -> None:
+    def __init__(self, settings: ClientSettings, call: ApiCall[T]) -> None:
         self.settings = settings
         self.call = call
         self.attempt = 0
@@ -124,7 +124,7 @@ class _Attempts:
             "headers": call.headers,
         }
 
-    def parse(self, response: httpx.Response) -> Any:
+    def parse(self, response: httpx.Response) -> T:
         """Read a success reply; a body that isn't the expected shape is a server error, not a crash."""
         return parse_reply(response, self.call.parse, self.call.description)
 
@@ -172,7 +172,7 @@ class SyncClient:
                 delay = attempts.after_error(exc)
             else:
                 if response.is_success:
-                    return attempts.parse(response)  # type: ignore[no-any-return]
+                    return attempts.parse(response)
                 delay = attempts.after_reply(response)
             time.sleep(delay)
 
@@ -239,6 +239,6 @@ class AsyncClient:
                 delay = attempts.after_error(exc)
             else:
                 if response.is_success:
-                    return attempts.parse(response)  # type: ignore[no-any-return]
+                    return attempts.parse(response)
                 delay = attempts.after_reply(response)
             await asyncio.sleep(delay)
