@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -24,6 +25,18 @@ T = TypeVar("T")
 
 # Errors that say nothing about the job, only about the road to it: keep polling.
 _TRANSIENT_ERRORS = (GeminiBatchConnectionError, GeminiBatchServerError, GeminiBatchRateLimitError)
+
+
+# One semaphore per event loop (a triggerer runs every trigger on one loop): see max_concurrent_polls.
+_POLL_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _poll_slots(limit: int) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _POLL_SLOTS.get(loop)
+    if slots is None:
+        slots = _POLL_SLOTS[loop] = asyncio.Semaphore(limit)
+    return slots
 
 
 class _PollTimedOut(Exception):
@@ -69,6 +82,15 @@ class GeminiBatchTrigger(BaseTrigger):
     :param cancel_on_kill: cancel the job when a user marks the deferred task failed or clears it
         (Airflow 3.3+, ``BaseTrigger.on_kill``).
     """
+
+    #: Polls in flight at once across every GeminiBatchTrigger of one triggerer (one event loop); the
+    #: rest wait their turn. A thousand triggers started together would otherwise send a thousand
+    #: requests at the same instant: a burst the API may answer with 429s, and in-flight request state
+    #: that outlives the garbage collector's young generations, whose full collections then stall every
+    #: trigger of the triggerer for a tenth of a second or more (``make bench``, row 4). Waiting for a
+    #: slot counts against the deadline like the poll itself. Set it on the class (in a plugin or
+    #: ``airflow_local_settings.py``) before the triggerer starts its first trigger.
+    max_concurrent_polls: ClassVar[int] = 16
 
     def __init__(
         self,
@@ -118,7 +140,7 @@ class GeminiBatchTrigger(BaseTrigger):
             try:
                 # The hook's own retries honour server delays of minutes: never let them outlast the deadline.
                 remaining = max(self.deadline - time.time(), 1.0)
-                last = await _within(hook.aget_batch(self.batch_name), remaining)
+                last = await _within(self._poll(hook), remaining)
                 errors = 0
             except _PollTimedOut:
                 return make_event(
@@ -142,6 +164,10 @@ class GeminiBatchTrigger(BaseTrigger):
             if remaining <= 0:
                 return make_event("timeout", "deadline", last, f"Deadline passed while the batch was {last.progress}")
             await asyncio.sleep(min(self.poll_interval, remaining))
+
+    async def _poll(self, hook: GeminiBatchHook) -> Batch:
+        async with _poll_slots(self.max_concurrent_polls):
+            return await hook.aget_batch(self.batch_name)
 
     async def on_kill(self) -> None:
         """Cancel the job when a user kills the deferred task (Airflow 3.3+ calls this; restarts don't)."""

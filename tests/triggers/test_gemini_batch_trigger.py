@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
@@ -129,3 +130,36 @@ async def test_a_cancelled_trigger_stops(running_batch: str, gemini_connection: 
         task.cancel()
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
     assert all(isinstance(result, asyncio.CancelledError) for result in results)
+
+
+class _SlowService(httpx.AsyncBaseTransport):
+    """Answers every poll after 20 ms, RUNNING twice then SUCCEEDED, and records the most polls in flight."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.polls: dict[str, int] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            self.in_flight -= 1
+        name = request.url.path.split("/v1beta/", 1)[1]
+        self.polls[name] = self.polls.get(name, 0) + 1
+        state = "BATCH_STATE_RUNNING" if self.polls[name] <= 2 else "BATCH_STATE_SUCCEEDED"
+        return httpx.Response(200, json={"name": name, "metadata": {"name": name, "state": state}})
+
+
+async def test_polls_in_flight_are_capped_per_triggerer(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _SlowService()
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps({"conn_type": "gemini", "password": "k"}))
+    monkeypatch.setattr(GeminiBatchTrigger, "max_concurrent_polls", 3)
+    monkeypatch.setattr(GeminiBatchTrigger, "_hook", lambda self: GeminiBatchHook(async_transport=service))
+    names = [f"batches/b{i}" for i in range(30)]
+    results = await asyncio.wait_for(asyncio.gather(*(events(trigger(name)) for name in names)), 20)
+    assert [event["reason"] for (event,) in results] == ["succeeded"] * 30
+    assert service.polls == dict.fromkeys(names, 3)
+    assert service.most_in_flight == 3, "30 triggers polling at once never had more than 3 polls in flight"
