@@ -119,7 +119,7 @@ def test_file_resource_parses_int64_size() -> None:
 
 
 def test_result_usage_and_embedding() -> None:
-    result = BatchResult.model_validate(
+    result = BatchResult.from_dict(
         {
             "key": "r1",
             "response": {
@@ -130,8 +130,6 @@ def test_result_usage_and_embedding() -> None:
     )
     assert result.usage == {"promptTokenCount": 8, "totalTokenCount": 16}
     assert result.text == "y"
-    embedding = BatchResult.model_validate(
-        {"key": "e", "response": {"tokenCount": "1", "embedding": {"values": [0.5, 1]}}}
-    )
+    embedding = BatchResult.from_dict({"key": "e", "response": {"tokenCount": "1", "embedding": {"values": [0.5, 1]}}})
     assert embedding.embedding == [0.5, 1.0]
     assert embedding.text is None

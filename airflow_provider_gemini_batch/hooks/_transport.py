@@ -29,7 +29,6 @@ T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 USER_AGENT = f"airflow-provider-gemini-batch/{__version__}"
-DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 class ApiKeyAuth(httpx.Auth):
@@ -198,7 +197,7 @@ class SyncClient:
                         delay = self.settings.retry.on_status(error, failures, ApiCall("GET", "", _none, description))
                     else:
                         skip = offset if response.status_code != 206 else 0
-                        for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                        for chunk in response.iter_bytes():
                             if skip:
                                 chunk, skip = chunk[skip:], max(0, skip - len(chunk))
                             if chunk:

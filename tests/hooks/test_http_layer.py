@@ -14,6 +14,7 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchAmbiguousCreateError,
     GeminiBatchConfigError,
     GeminiBatchConnectionError,
+    GeminiBatchError,
     GeminiBatchInputError,
     GeminiBatchInvalidArgumentError,
     GeminiBatchNotFoundError,
@@ -22,7 +23,7 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchServerError,
 )
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.models import BatchState
+from airflow_provider_gemini_batch.models import Batch, BatchResult, BatchState
 from tests.hooks.conftest import FAKE_KEY, Handler, error_reply, operation
 
 MakeHook = Callable[[Handler], GeminiBatchHook]
@@ -363,3 +364,35 @@ class TestAsyncTwins:
         await hook.adelete_batch("batches/b1")
         assert [r.method for r in recorder.requests] == ["POST", "DELETE"]
         await hook.aclose()
+
+
+class TestResultsFile:
+    """``iter_results`` over a results file that arrives in awkward pieces."""
+
+    @staticmethod
+    def results(make_hook: MakeHook, *chunks: bytes) -> list[BatchResult]:
+        hook = make_hook(lambda request: httpx.Response(200, content=iter(chunks)))
+        return list(hook.iter_results(Batch(name="batches/b", responses_file="files/r")))
+
+    def test_lines_split_across_chunks_blank_lines_and_a_missing_final_newline(self, make_hook: MakeHook) -> None:
+        results = self.results(
+            make_hook,
+            b'{"key": "a", "resp',
+            b'onse": {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]}}\r\n\n   \n{"key": "b", "err',
+            b'or": {"code": 3, "message": "bad"}, "ticket": "T-2"}\n',
+            b'{"key": "c", "response": {}}',
+        )
+        assert [(r.key, r.text, r.succeeded) for r in results] == [
+            ("a", "hi", True),
+            ("b", None, False),
+            ("c", None, True),
+        ]
+        assert results[1].error is not None
+        assert results[1].error.message == "bad"
+        assert results[1].extra == {"ticket": "T-2"}
+        assert results[2].raw == b'{"key": "c", "response": {}}'
+
+    @pytest.mark.parametrize("bad", [b"not json", b'["a list"]', b'{"key": 7}', b'{"key": "k", "response": "text"}'])
+    def test_a_bad_line_is_reported_with_its_line_number(self, make_hook: MakeHook, bad: bytes) -> None:
+        with pytest.raises(GeminiBatchError, match=r"^Line 3 of results file files/r is not a valid result object"):
+            self.results(make_hook, b'{"key": "a", "response": {}}\n\n', bad + b"\n" + b'{"key": "z", "response": {}}')
