@@ -293,17 +293,18 @@ class GeminiBatchHook(BaseHook):
         """Iterate over a finished job's results: inline items, or the results file streamed line by line.
 
         Memory does not grow with the number of results. Results may come in any order: match on ``key``.
+
+        :raises GeminiBatchError: at once when the job has no results (it is not SUCCEEDED); while
+            iterating, for a results line that is not a result object (the message gives its number).
         """
         batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
         if batch.inlined_responses is not None:
-            for item in batch.inlined_responses:
-                yield BatchResult.from_inline(item)
-            return
+            return map(BatchResult.from_inline, batch.inlined_responses)
         if not batch.responses_file:
             raise GeminiBatchError(
                 f"Batch {batch.name} has no results (state {batch.state.short_name}): only a SUCCEEDED job has them."
             )
-        yield from _parse_results(self.client.iter_file_bytes(batch.responses_file), batch.responses_file)
+        return _parse_results(self.client.iter_file_bytes(batch.responses_file), batch.responses_file)
 
     # -- async twins (for triggers) -------------------------------------------------------------
 
