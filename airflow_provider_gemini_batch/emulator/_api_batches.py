@@ -77,6 +77,7 @@ async def _new_job(state: EmulatorState, batch: dict[str, Any], *, model: str, e
         job.failed_count = count_inline_failures(job.inline_requests, embedding=embedding)
     else:
         stored = state.files.get(str(file_name))
+        stored.require_content()
         job.input_file_name = stored.name
         job.input_path = state.files.link_job_input(stored, batch_id)
         job.request_count, job.failed_count = await count_file_requests(job.input_path, embedding=embedding)

@@ -54,6 +54,7 @@ async def upload(request: Request) -> Response:
         or "application/octet-stream",
         declared_size=_declared_size(request),
         granularity=state.config.chunk_granularity,
+        discard=state.config.discard_uploads,
     )
     url = f"{base_url(request)}/upload/{version}/files?upload_id={session.upload_id}&upload_protocol=resumable"
     return Response(
@@ -180,6 +181,7 @@ async def download_file(request: Request) -> Response:
     api_version(request)
     state = emulator_state(request)
     stored = state.files.get(request.path_params["file_id"])
+    stored.require_content()
     headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
     start, end = _byte_range(request.headers.get("range"), stored.size)
     status = 200

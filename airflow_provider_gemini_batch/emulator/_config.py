@@ -52,6 +52,10 @@ class EmulatorConfig:
     :param outcome: the terminal state it reaches afterwards.
     :param outcome_message: the ``error.message`` of a FAILED / CANCELLED / EXPIRED outcome.
     :param chunk_granularity: the upload chunk granularity announced to new upload sessions.
+    :param discard_uploads: keep no uploaded bytes. Uploads still follow the protocol (offsets,
+        granularity, finalize) and the file is listed with its size, but without ``sha256Hash`` and
+        without content: a batch on it or a download of it is refused. For measuring clients
+        (``make bench``), where hashing and writing the bytes would make the emulator the bottleneck.
     """
 
     pending_seconds: float = 0.0
@@ -59,6 +63,7 @@ class EmulatorConfig:
     outcome: str = "SUCCEEDED"
     outcome_message: str | None = None
     chunk_granularity: int = DEFAULT_CHUNK_GRANULARITY
+    discard_uploads: bool = False
 
     def merged(self, updates: dict[str, Any]) -> EmulatorConfig:
         """Return a copy with ``updates`` applied and validated.
@@ -86,6 +91,8 @@ class EmulatorConfig:
         granularity = self.chunk_granularity
         if not isinstance(granularity, int) or isinstance(granularity, bool) or granularity <= 0:
             raise ValueError(f"chunk_granularity must be a positive integer, got {granularity!r}.")
+        if not isinstance(self.discard_uploads, bool):
+            raise ValueError(f"discard_uploads must be true or false, got {self.discard_uploads!r}.")
         if self.outcome_message is not None and not isinstance(self.outcome_message, str):
             raise ValueError("outcome_message must be a string or null.")
 

@@ -54,7 +54,8 @@ class EmulatorControl:
         """Merge settings into the configuration; return the whole configuration.
 
         Keys: ``pending_seconds``, ``running_seconds``, ``outcome`` (SUCCEEDED, FAILED, CANCELLED,
-        EXPIRED), ``outcome_message``, ``chunk_granularity``. They apply to jobs created afterwards.
+        EXPIRED), ``outcome_message``, ``chunk_granularity``, ``discard_uploads`` (benchmarks: keep no
+        uploaded bytes). They apply to jobs and uploads started afterwards.
         """
         result: dict[str, Any] = self._call("POST", "/_emulator/config", settings)
         return result

@@ -50,6 +50,14 @@ class StoredFile:
     source: str
     display_name: str | None = None
     created_ns: int = dataclasses.field(default_factory=time.time_ns)
+    discarded: bool = False
+
+    def require_content(self) -> None:
+        """Refuse to read a file whose bytes were discarded (``discard_uploads``)."""
+        if self.discarded:
+            raise invalid_argument(
+                f"File {self.name} was uploaded while discard_uploads was on: its bytes were not kept."
+            )
 
     @property
     def name(self) -> str:
@@ -92,6 +100,7 @@ class UploadSession:
     granularity: int
     declared_size: int | None
     display_name: str | None
+    discard: bool = False
     received: int = 0
     finished: StoredFile | None = None
     hasher: Any = dataclasses.field(default_factory=hashlib.sha256)
@@ -102,6 +111,13 @@ class UploadSession:
         Return how many bytes were kept. With a limit, stop reading once it is reached.
         """
         kept = 0
+        if self.discard:
+            async for block in blocks:
+                kept += min(len(block), limit - kept) if limit is not None else len(block)
+                if limit is not None and kept >= limit:
+                    break
+            self.received += kept
+            return kept
         with self.path.open("ab") as target:
             async for block in blocks:
                 if limit is not None:
@@ -150,13 +166,16 @@ class FileStore:
         mime_type: str,
         declared_size: int | None,
         granularity: int,
+        discard: bool = False,
     ) -> UploadSession:
         """Open a resumable upload session for a new file."""
         file_id = self._claim_file_id(requested_name)
         upload_id = new_resource_id(32)
         path = self.root / "uploads" / upload_id
         path.touch()
-        session = UploadSession(upload_id, file_id, path, mime_type, granularity, declared_size, display_name)
+        session = UploadSession(
+            upload_id, file_id, path, mime_type, granularity, declared_size, display_name, discard=discard
+        )
         self._uploads[upload_id] = session
         return session
 
@@ -188,9 +207,10 @@ class FileStore:
             path,
             session.mime_type,
             session.received,
-            session.hasher.hexdigest(),
+            "" if session.discard else session.hasher.hexdigest(),
             source="UPLOADED",
             display_name=session.display_name,
+            discarded=session.discard,
         )
         self._files[stored.file_id] = stored
         session.finished = stored

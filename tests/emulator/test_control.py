@@ -21,9 +21,16 @@ def test_configure_merges_and_validates(control: EmulatorControl) -> None:
         "outcome": "FAILED",
         "outcome_message": None,
         "chunk_granularity": 8388608,
+        "discard_uploads": False,
     }
     assert control.config() == merged
-    for bad in ({"outcome": "RUNNING"}, {"pending_seconds": -1}, {"chunk_granularity": 0}, {"colour": "blue"}):
+    for bad in (
+        {"outcome": "RUNNING"},
+        {"pending_seconds": -1},
+        {"chunk_granularity": 0},
+        {"colour": "blue"},
+        {"discard_uploads": 1},
+    ):
         with pytest.raises(httpx.HTTPStatusError):
             control.configure(**bad)
 

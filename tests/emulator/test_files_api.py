@@ -171,3 +171,23 @@ def test_download_resumes_with_a_range_header(api: httpx.Client, version: str) -
     assert (bounded.status_code, bounded.content) == (206, b"23")
     assert beyond.status_code == 416
     assert beyond.headers["content-range"] == "bytes */10"
+
+
+def test_discard_uploads_keeps_the_protocol_but_no_bytes(
+    api: httpx.Client, version: str, control: EmulatorControl
+) -> None:
+    control.configure(discard_uploads=True, chunk_granularity=4)
+    upload_url = start_upload(api, version, 10).headers["x-goog-upload-url"]
+    assert send_chunk(upload_url, b"01234567", 0, final=False).headers["x-goog-upload-status"] == "active"
+    mismatched = send_chunk(upload_url, b"89", 4, final=True)  # offsets are still checked
+    assert mismatched.status_code == 400
+    file = send_chunk(upload_url, b"89", 8, final=True).json()["file"]
+
+    assert file["sizeBytes"] == "10"
+    assert "sha256Hash" not in file, "no digest is claimed for bytes that were not kept"
+    body = {"batch": {"inputConfig": {"fileName": file["name"]}}}
+    created = api.post(f"/{version}/models/gemini-2.5-flash:batchGenerateContent", json=body)
+    assert created.status_code == 400
+    assert "discard_uploads" in created.json()["error"]["message"]
+    downloaded = api.get(f"/download/{version}/{file['name']}:download", params={"alt": "media"})
+    assert downloaded.status_code == 400
