@@ -458,6 +458,14 @@ def raw_upload(base_url: str, api_key: str, path: Path, *, mime_type: str = "jso
         return str(final.json()["file"]["name"])
 
 
+def raw_file_size(base_url: str, api_key: str, file_name: str) -> int:
+    """A file's ``sizeBytes`` from the Files API."""
+    import httpx
+
+    response = httpx.get(f"{base_url}/v1beta/{file_name}", headers={"x-goog-api-key": api_key}, timeout=60)
+    return int(response.raise_for_status().json()["sizeBytes"])
+
+
 def raw_delete_file(base_url: str, api_key: str, file_name: str) -> None:
     """Delete a stored file so its bytes leave the disk."""
     import httpx

@@ -30,15 +30,19 @@ def as_storage_path(location: Any) -> Any:
 
 @contextmanager
 def open_source(source: Any) -> Iterator[tuple[BinaryIO, int, str]]:
-    """Yield ``(binary stream, size in bytes, default display name)`` for an upload source.
+    """Yield ``(seekable binary stream, size in bytes, default display name)`` for an upload source.
 
-    A stream whose size cannot be known is spooled to a temporary file on disk first, so memory
-    never holds the whole file.
+    A stream that cannot seek (a resumed upload goes back to where the server says it stopped) is
+    spooled to a temporary file on disk first, so memory never holds the whole file.
     """
     storage_path = as_storage_path(source)
     if storage_path is not None:
         with storage_path.open("rb") as stream:
-            yield _checked(stream, int(storage_path.stat().st_size), storage_path.name)
+            if _seekable(stream):
+                yield _checked(stream, int(storage_path.stat().st_size), storage_path.name)
+            else:
+                with _spooled(stream) as (spool, size):
+                    yield _checked(spool, size, storage_path.name)
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
@@ -54,15 +58,21 @@ def open_source(source: Any) -> Iterator[tuple[BinaryIO, int, str]]:
             stream.seek(start)
             yield _checked(stream, size, name)
         else:
-            with tempfile.TemporaryFile() as spool:
-                shutil.copyfileobj(stream, spool, _SPOOL_CHUNK_BYTES)
-                size = spool.tell()
-                spool.seek(0)
-                yield _checked(cast(BinaryIO, spool), size, name)
+            with _spooled(stream) as (spool, size):
+                yield _checked(spool, size, name)
     else:
         raise GeminiBatchInputError(
             f"Cannot upload a {type(source).__name__}: pass a path, a URI, an ObjectStoragePath or a binary file."
         )
+
+
+@contextmanager
+def _spooled(stream: BinaryIO) -> Iterator[tuple[BinaryIO, int]]:
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(stream, spool, _SPOOL_CHUNK_BYTES)
+        size = spool.tell()
+        spool.seek(0)
+        yield cast(BinaryIO, spool), size
 
 
 def _seekable(stream: Any) -> bool:

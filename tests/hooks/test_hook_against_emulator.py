@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchAmbiguousCreateError,
+    GeminiBatchError,
     GeminiBatchInvalidArgumentError,
     GeminiBatchNotFoundError,
     GeminiBatchPermissionError,
@@ -215,3 +216,17 @@ class TestFaults:
     def test_test_connection_succeeds_with_the_right_key(self, hook: GeminiBatchHook) -> None:
         ok, message = hook.test_connection()
         assert ok, message
+
+
+class _EndsEarly(io.BytesIO):
+    """A seekable stream whose reads stop at byte 10 while its size says 1,000: a file truncated mid-upload."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= 10:
+            return b""
+        return super().read(min(10 - self.tell(), size if size is not None and size >= 0 else 10))
+
+
+def test_a_source_that_ends_before_its_size_fails_with_the_byte(hook: GeminiBatchHook) -> None:
+    with pytest.raises(GeminiBatchError, match=r"ended at byte 10 but was announced as 1000 bytes"):
+        hook.upload_file(_EndsEarly(b"x" * 1000))
