@@ -38,15 +38,18 @@ How each row is measured:
 1. **upload**: a generated JSONL file is uploaded to the emulator (its own process) from a fresh
    interpreter per client; throughput = file bytes / wall time of the upload call (median of 3 runs
    per client in rotating order, `os.sync()` before each), peak RSS = the child's `ru_maxrss`.
-   Ours: `GeminiBatchHook.upload_file`; SDK: `genai.Client(...).files.upload`;
-   ceiling: one streaming httpx POST of the same bytes to `/_emulator/discard` (the emulator reads
-   and drops them: no resumable chunking, no disk write); the notes add bare httpx through the real
-   upload endpoint (one streamed chunk, stored to disk). The emulator's stored SHA-256 is checked.
+   Ours: `GeminiBatchHook.upload_file`; SDK: `genai.Client(...).files.upload`. Twice: first with the
+   emulator's `discard_uploads` on (it keeps the resumable protocol, offsets and granularity checked,
+   but neither hashes nor writes the bytes; the uploaded size is checked), where the ceiling is one
+   streaming httpx POST of the same bytes to `/_emulator/discard`; then with the bytes stored (SHA-256
+   and a disk write, which bound every client here; the stored SHA-256 is checked against the
+   source), where the ceiling is bare httpx through the same upload endpoint in one streamed chunk.
    Ours runs again on a file twice as large to show memory does not grow with the file.
 2. **results**: the emulator runs a real file job of N requests and writes the results file;
-   ours = `iter_results` (a typed `BatchResult` per line) and `GeminiDownloadResultsOperator.execute`
-   (`normalized_line` per result written to a local file); SDK = `files.download` (bytes) + `split`
-   + `json.loads`; ceiling = the same file read from local disk + `json.loads` per line.
+   ours = `iter_results` (a `BatchResult` per line) and `GeminiDownloadResultsOperator.execute`
+   (per result: text and token usage extracted, the line written with them appended, counts and
+   usage totals kept for the manifest); SDK = `files.download` (bytes) + `split` + `json.loads`;
+   ceiling = the same file read from local disk + `json.loads` per line.
 3. **input**: N flat records generated lazily go through `records_to_jsonl` into a local file, and
    the written file goes through `validate_jsonl`; ceilings are `json.dumps` + write and `json.loads`
    alone on the same data (record generation is included in both figures).

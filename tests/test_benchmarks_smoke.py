@@ -1,0 +1,29 @@
+"""``make bench`` in miniature: every benchmark row still runs end to end (small sizes; no figure is judged here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ROWS = ("1 upload", "2 results", "3 input", "4 triggers", "5 worker slots", "6 emulator")
+
+
+@pytest.mark.slow
+def test_every_benchmark_row_runs_in_its_quick_form(tmp_path: Path) -> None:
+    results = tmp_path / "quick.md"
+    run = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "run_all.py"), "--quick", "--results", str(results)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    table = results.read_text()
+    missing = [row for row in ROWS if f"| {row} " not in table]
+    assert not missing, f"rows missing from the table: {missing}\n{table}"
+    assert "failed**" not in table
