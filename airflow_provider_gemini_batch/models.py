@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -249,8 +249,11 @@ class BatchResult:
 
     A plain class rather than a pydantic model: results files run to millions of lines, and
     validating each one as a model halves the rate at which they can be read (``make bench``, row 2).
-    The checks are the same: ``key`` is a string or absent, ``response`` an object or absent,
-    ``error`` a ``Status``; anything else raises ``ValueError``.
+    ``from_json`` and ``from_dict`` check what the model did: ``key`` is a string or absent,
+    ``response`` an object or absent, ``error`` a ``Status``; anything else raises ``ValueError``.
+    The constructor takes its arguments as given. ``as_dict`` gives the object back; Airflow's XCom
+    serialisation works as for the pydantic models here (deserialising needs the class in
+    ``[core] allowed_deserialization_classes``, as theirs does).
 
     :param key: the request's key (``None`` for an inline job without one).
     :param response: the raw ``GenerateContentResponse`` (or embedding response), untouched.
@@ -260,6 +263,7 @@ class BatchResult:
     """
 
     __slots__ = ("error", "extra", "key", "raw", "response")
+    __version__: ClassVar[int] = 1  # For Airflow's serde.
 
     def __init__(
         self,
@@ -303,8 +307,17 @@ class BatchResult:
         return cls.from_dict(data)
 
     def __repr__(self) -> str:
-        outcome = f"error={self.error!r}" if self.error is not None else f"text={self.text!r}"
-        return f"BatchResult(key={self.key!r}, {outcome})"
+        # Key and outcome only: a response can be megabytes, and a repr must never raise.
+        return f"BatchResult(key={self.key!r}, succeeded={self.succeeded})"
+
+    def serialize(self) -> dict[str, Any]:
+        """Airflow serde (XCom): the result as ``as_dict`` gives it; ``raw`` is not kept."""
+        return self.as_dict()
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> BatchResult:
+        """Airflow serde (XCom): the inverse of ``serialize``."""
+        return BatchResult.from_dict(dict(data))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BatchResult):

@@ -133,3 +133,19 @@ def test_result_usage_and_embedding() -> None:
     embedding = BatchResult.from_dict({"key": "e", "response": {"tokenCount": "1", "embedding": {"values": [0.5, 1]}}})
     assert embedding.embedding == [0.5, 1.0]
     assert embedding.text is None
+
+
+def test_a_result_survives_airflow_serde_and_its_repr_never_raises() -> None:
+    try:
+        from airflow.sdk.serde import serialize
+    except ImportError:  # Airflow < 3.1
+        from airflow.serialization.serde import serialize
+
+    good = BatchResult.from_json(b'{"key": "a", "response": {"candidates": ["not an object"]}, "ticket": 7}')
+    bad = BatchResult.from_json(b'{"key": "b", "error": {"code": 3, "message": "no"}}')
+    for result in (good, bad):
+        encoded = serialize(result)  # what an XCom push does; deserialising goes through the allow list
+        assert encoded["__classname__"] == "airflow_provider_gemini_batch.models.BatchResult"
+        assert BatchResult.deserialize(encoded["__data__"], encoded["__version__"]) == result
+    assert repr(good) == "BatchResult(key='a', succeeded=True)"
+    assert good.extra == {"ticket": 7}

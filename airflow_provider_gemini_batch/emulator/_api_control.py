@@ -87,6 +87,7 @@ async def requests(request: Request) -> Response:
 async def file_sha256(request: Request) -> Response:
     """SHA-256 (hex) and size of a stored file's bytes, to check an upload arrived intact."""
     stored = emulator_state(request).files.get(request.path_params["file_id"])
+    stored.require_content()
     digest = await anyio.to_thread.run_sync(_sha256_hex, stored.path)
     return json_response({"sha256": digest, "sizeBytes": stored.size})
 

@@ -137,6 +137,8 @@ class UploadSession:
     def rollback(self, checkpoint: tuple[int, Any]) -> None:
         """Forget everything appended since ``checkpoint``."""
         self.received, self.hasher = checkpoint
+        if self.discard:
+            return
         with self.path.open("r+b") as target:
             target.truncate(self.received)
 

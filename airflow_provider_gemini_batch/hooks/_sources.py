@@ -38,8 +38,9 @@ def open_source(source: Any) -> Iterator[tuple[BinaryIO, int, str]]:
     storage_path = as_storage_path(source)
     if storage_path is not None:
         with storage_path.open("rb") as stream:
+            checked = _checked(stream, int(storage_path.stat().st_size), storage_path.name)  # before any copy
             if _seekable(stream):
-                yield _checked(stream, int(storage_path.stat().st_size), storage_path.name)
+                yield checked
             else:
                 with _spooled(stream) as (spool, size):
                     yield _checked(spool, size, storage_path.name)

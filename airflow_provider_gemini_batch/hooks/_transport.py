@@ -7,12 +7,14 @@ Both share ``ClientSettings`` (where to send, how long to wait, how often to ret
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import ssl
 import time
 import weakref
 from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -219,11 +221,21 @@ def _none(response: httpx.Response) -> None:
 
 
 class AsyncClient:
-    """The async twin of ``SyncClient`` for triggers: every wait is awaited, nothing blocks the loop."""
+    """The async twin of ``SyncClient`` for triggers: every wait is awaited, nothing blocks the loop.
 
-    def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    :param gate: entered around each HTTP attempt (not around the waits between retries), e.g. a
+        semaphore that many clients share to cap the requests in flight.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        gate: AbstractAsyncContextManager[Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.http = httpx.AsyncClient(transport=transport, **settings.client_kwargs())
+        self.gate = gate if gate is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -233,7 +245,8 @@ class AsyncClient:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
-                response = await self.http.request(**attempts.request)
+                async with self.gate:
+                    response = await self.http.request(**attempts.request)
             except httpx.TransportError as exc:
                 delay = attempts.after_error(exc)
             else:

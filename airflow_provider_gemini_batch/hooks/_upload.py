@@ -73,6 +73,7 @@ class ResumableUpload:
         self.chunk_bytes = chunk_bytes
         self._start = stream.tell()  # Where byte 0 of the upload is in the stream.
         self._offset = 0  # Bytes the server has confirmed.
+        self._handed_over = 0  # Bytes ever given to the connection: the server cannot have more.
 
     def run(self) -> GeminiFile:
         """Start the session, send every chunk, and return the finished file."""
@@ -128,6 +129,7 @@ class ResumableUpload:
                     f"but was announced as {self.size} bytes: was it changed during the upload?"
                 )
             left -= len(piece)
+            self._handed_over = max(self._handed_over, self._offset + length - left)
             yield piece
 
     def _send_chunk(self, upload_url: str, length: int, final: bool) -> httpx.Response | None:
@@ -192,10 +194,10 @@ class ResumableUpload:
         if response.headers.get("x-goog-upload-status") == "final" and response.content:
             return parse_reply(response, _finished_file, f"finish the upload of {self.display_name!r}")
         received = int(response.headers.get("x-goog-upload-size-received") or 0)
-        if not 0 <= received <= self.size:
+        if not 0 <= received <= self._handed_over:
             raise GeminiBatchError(
-                f"The server reports {received} bytes of {self.display_name!r} received, but the file has "
-                f"{self.size}; start the upload again."
+                f"The server reports {received} bytes of {self.display_name!r} received, but only "
+                f"{self._handed_over} were sent; start the upload again."
             )
         log.info("Resuming the upload of %r at byte %d", self.display_name, received)
         self._offset = received

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -48,6 +49,8 @@ class GeminiBatchHook(BaseHook):
     :param gemini_conn_id: the connection to use.
     :param transport: an ``httpx`` transport for the sync client (tests use ``httpx.MockTransport``).
     :param async_transport: the same for the async client.
+    :param async_gate: an async context manager entered around each HTTP attempt of the async client
+        (not around its waits between retries); the trigger passes a semaphore shared by the triggerer.
     """
 
     conn_name_attr = "gemini_conn_id"
@@ -61,12 +64,14 @@ class GeminiBatchHook(BaseHook):
         *,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        async_gate: AbstractAsyncContextManager[Any] | None = None,
         retry_base_delay: float = 1.0,
     ) -> None:
         super().__init__()
         self.gemini_conn_id = gemini_conn_id
         self._transport = transport
         self._async_transport = async_transport
+        self._async_gate = async_gate
         self._retry_base_delay = retry_base_delay
 
     @classmethod
@@ -138,7 +143,9 @@ class GeminiBatchHook(BaseHook):
     async def aclient(self) -> AsyncClient:
         """The async HTTP client, built on first use inside the running event loop."""
         if "_async_client" not in self.__dict__:
-            self.__dict__["_async_client"] = AsyncClient(await self.asettings(), self._async_transport)
+            self.__dict__["_async_client"] = AsyncClient(
+                await self.asettings(), self._async_transport, self._async_gate
+            )
         client: AsyncClient = self.__dict__["_async_client"]
         return client
 
@@ -355,12 +362,19 @@ def _parse_results(chunks: Iterator[bytes], file_name: str) -> Iterator[BatchRes
     """
     parse = BatchResult.from_json
     line_number = 0
-    rest = b""
+    rest: list[bytes] = []  # The start of a line that has not ended yet, in pieces: joined once, at its end.
     for chunk in chunks:
         lines = chunk.split(b"\n")
+        if len(lines) == 1:
+            rest.append(chunk)
+            continue
         if rest:
-            lines[0] = rest + lines[0]
-        rest = lines.pop()
+            rest.append(lines[0])
+            lines[0] = b"".join(rest)
+            rest = []
+        last = lines.pop()
+        if last:
+            rest.append(last)
         for line in lines:
             line_number += 1
             try:
@@ -370,9 +384,10 @@ def _parse_results(chunks: Iterator[bytes], file_name: str) -> Iterator[BatchRes
                     raise _unreadable_result(file_name, line_number, exc) from exc
                 continue
             yield result
-    if rest.strip():
+    final = b"".join(rest)
+    if final.strip():
         try:
-            yield parse(rest)
+            yield parse(final)
         except ValueError as exc:
             raise _unreadable_result(file_name, line_number + 1, exc) from exc
 

@@ -27,15 +27,17 @@ T = TypeVar("T")
 _TRANSIENT_ERRORS = (GeminiBatchConnectionError, GeminiBatchServerError, GeminiBatchRateLimitError)
 
 
-# One semaphore per event loop (a triggerer runs every trigger on one loop): see max_concurrent_polls.
-_POLL_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+# Semaphores per event loop (a triggerer runs every trigger on one loop) and limit: see max_concurrent_polls.
+_POLL_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _poll_slots(limit: int) -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    slots = _POLL_SLOTS.get(loop)
+    by_limit = _POLL_SLOTS.setdefault(asyncio.get_running_loop(), {})
+    slots = by_limit.get(limit)
     if slots is None:
-        slots = _POLL_SLOTS[loop] = asyncio.Semaphore(limit)
+        slots = by_limit[limit] = asyncio.Semaphore(limit)
     return slots
 
 
@@ -87,9 +89,10 @@ class GeminiBatchTrigger(BaseTrigger):
     #: rest wait their turn. A thousand triggers started together would otherwise send a thousand
     #: requests at the same instant: a burst the API may answer with 429s, and in-flight request state
     #: that outlives the garbage collector's young generations, whose full collections then stall every
-    #: trigger of the triggerer for a tenth of a second or more (``make bench``, row 4). Waiting for a
-    #: slot counts against the deadline like the poll itself. Set it on the class (in a plugin or
-    #: ``airflow_local_settings.py``) before the triggerer starts its first trigger.
+    #: trigger of the triggerer for a tenth of a second or more (``make bench``, row 4). A slot is held
+    #: for one HTTP attempt, not while the hook waits to retry; waiting for one counts against the
+    #: deadline like the poll itself. Triggers with the same limit share one set of slots; set it on the
+    #: class (in a plugin or ``airflow_local_settings.py``) or on a subclass.
     max_concurrent_polls: ClassVar[int] = 16
 
     def __init__(
@@ -123,7 +126,8 @@ class GeminiBatchTrigger(BaseTrigger):
         )
 
     def _hook(self) -> GeminiBatchHook:
-        return GeminiBatchHook(gemini_conn_id=self.gemini_conn_id)
+        """A hook whose every request takes one of the triggerer's poll slots (call inside the event loop)."""
+        return GeminiBatchHook(gemini_conn_id=self.gemini_conn_id, async_gate=_poll_slots(self.max_concurrent_polls))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
@@ -140,7 +144,7 @@ class GeminiBatchTrigger(BaseTrigger):
             try:
                 # The hook's own retries honour server delays of minutes: never let them outlast the deadline.
                 remaining = max(self.deadline - time.time(), 1.0)
-                last = await _within(self._poll(hook), remaining)
+                last = await _within(hook.aget_batch(self.batch_name), remaining)
                 errors = 0
             except _PollTimedOut:
                 return make_event(
@@ -164,10 +168,6 @@ class GeminiBatchTrigger(BaseTrigger):
             if remaining <= 0:
                 return make_event("timeout", "deadline", last, f"Deadline passed while the batch was {last.progress}")
             await asyncio.sleep(min(self.poll_interval, remaining))
-
-    async def _poll(self, hook: GeminiBatchHook) -> Batch:
-        async with _poll_slots(self.max_concurrent_polls):
-            return await hook.aget_batch(self.batch_name)
 
     async def on_kill(self) -> None:
         """Cancel the job when a user kills the deferred task (Airflow 3.3+ calls this; restarts don't)."""

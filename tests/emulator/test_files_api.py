@@ -191,3 +191,5 @@ def test_discard_uploads_keeps_the_protocol_but_no_bytes(
     assert "discard_uploads" in created.json()["error"]["message"]
     downloaded = api.get(f"/download/{version}/{file['name']}:download", params={"alt": "media"})
     assert downloaded.status_code == 400
+    with pytest.raises(httpx.HTTPStatusError):
+        control.file_sha256(file["name"])  # no digest of bytes it does not have

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from airflow_provider_gemini_batch.exceptions import (
 )
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import Batch, BatchResult, BatchState
-from tests.hooks.conftest import FAKE_KEY, Handler, error_reply, operation
+from tests.hooks.conftest import BASE_URL, FAKE_KEY, Handler, error_reply, operation
 
 MakeHook = Callable[[Handler], GeminiBatchHook]
 
@@ -396,3 +397,58 @@ class TestResultsFile:
     def test_a_bad_line_is_reported_with_its_line_number(self, make_hook: MakeHook, bad: bytes) -> None:
         with pytest.raises(GeminiBatchError, match=r"^Line 3 of results file files/r is not a valid result object"):
             self.results(make_hook, b'{"key": "a", "response": {}}\n\n', bad + b"\n" + b'{"key": "z", "response": {}}')
+
+    def test_a_line_longer_than_many_chunks_is_read_whole(self, make_hook: MakeHook) -> None:
+        text = "y" * 100_000
+        line = json.dumps({"key": "long", "response": {"candidates": [{"content": {"parts": [{"text": text}]}}]}})
+        data = line.encode() + b"\n" + b'{"key": "next", "response": {}}'
+        chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+        (long, after) = self.results(make_hook, *chunks)
+        assert (long.key, long.text, after.key) == ("long", text, "next")
+
+
+class _UploadServer:
+    """A resumable upload session that breaks the first chunk's connection after ``keep`` bytes
+    and then answers the query with ``claim`` (default: what it really kept)."""
+
+    def __init__(self, keep: int, claim: int | None = None) -> None:
+        self.keep, self.claim = keep, claim
+        self.stored = bytearray()
+        self.broke = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        command = request.headers.get("x-goog-upload-command", "")
+        if command == "start":
+            url = f"{BASE_URL}/upload/v1beta/files?upload_id=u1"
+            return httpx.Response(200, headers={"x-goog-upload-url": url, "x-goog-upload-chunk-granularity": "4"})
+        if command == "query":
+            received = len(self.stored) if self.claim is None else self.claim
+            return httpx.Response(
+                200, headers={"x-goog-upload-status": "active", "x-goog-upload-size-received": str(received)}
+            )
+        body = request.read()
+        assert int(request.headers["x-goog-upload-offset"]) == len(self.stored)
+        if not self.broke:
+            self.broke = True
+            self.stored += body[: self.keep]
+            raise httpx.ReadError("connection reset")
+        self.stored += body
+        if "finalize" not in command:
+            return httpx.Response(200, headers={"x-goog-upload-status": "active"})
+        file = {"name": "files/f1", "sizeBytes": str(len(self.stored)), "state": "ACTIVE"}
+        return httpx.Response(200, headers={"x-goog-upload-status": "final"}, json={"file": file})
+
+
+class TestUploadResume:
+    def test_resumes_from_the_servers_count_even_mid_chunk(self, make_hook: MakeHook) -> None:
+        server = _UploadServer(keep=5)
+        data = io.BytesIO(b"prefix:" + bytes(range(256)) * 3)
+        data.seek(7)  # the upload starts where the stream stands
+        uploaded = make_hook(server).upload_file(data, chunk_bytes=400)
+        assert bytes(server.stored) == bytes(range(256)) * 3
+        assert uploaded.size_bytes == 768
+
+    def test_a_count_beyond_what_was_sent_is_refused(self, make_hook: MakeHook) -> None:
+        server = _UploadServer(keep=5, claim=500)  # the first chunk was 400 bytes
+        with pytest.raises(GeminiBatchError, match=r"reports 500 bytes .* received, but only 400 were sent"):
+            make_hook(server).upload_file(io.BytesIO(bytes(768)), chunk_bytes=400)

@@ -74,6 +74,7 @@ def test_inline_results_are_written_in_the_same_shape(gemini_connection: Emulato
         b'{"key": "a", "response": {}, "usage": 1}',
         b'{"key": "a", "response": {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]}}  \r',
         b'{"key":null,"error":{"code":3,"message":"bad"}}',
+        b'{"response": {}, "ticket": "T-9", "text": "own"}',  # no key, echoed fields, its own text
     ],
 )
 def test_every_written_line_is_one_json_object_with_the_documented_fields(line: bytes) -> None:
@@ -86,6 +87,9 @@ def test_every_written_line_is_one_json_object_with_the_documented_fields(line: 
     assert parsed["text"] == result.text
     assert parsed["usage"] == result.usage
     assert ("error" in parsed) == (result.error is not None)
+    assert {name: parsed[name] for name in result.extra if name not in ("text", "usage")} == {
+        name: value for name, value in result.extra.items() if name not in ("text", "usage")
+    }, "the line's other fields are kept"
 
 
 def test_result_lines_with_the_wrong_shape_are_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.triggers import GeminiBatchTrigger
+from airflow_provider_gemini_batch.triggers import gemini_batch as trigger_module
 
 
 @pytest.fixture
@@ -157,9 +159,33 @@ async def test_polls_in_flight_are_capped_per_triggerer(monkeypatch: pytest.Monk
     service = _SlowService()
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps({"conn_type": "gemini", "password": "k"}))
     monkeypatch.setattr(GeminiBatchTrigger, "max_concurrent_polls", 3)
-    monkeypatch.setattr(GeminiBatchTrigger, "_hook", lambda self: GeminiBatchHook(async_transport=service))
+    monkeypatch.setattr(trigger_module, "GeminiBatchHook", functools.partial(GeminiBatchHook, async_transport=service))
     names = [f"batches/b{i}" for i in range(30)]
     results = await asyncio.wait_for(asyncio.gather(*(events(trigger(name)) for name in names)), 20)
     assert [event["reason"] for (event,) in results] == ["succeeded"] * 30
     assert service.polls == dict.fromkeys(names, 3)
     assert service.most_in_flight == 3, "30 triggers polling at once never had more than 3 polls in flight"
+
+
+async def test_a_poll_waiting_to_retry_gives_its_slot_to_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[tuple[str, int]] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.split("/v1beta/", 1)[1]
+        status = 429 if (name, 429) not in order and name == "batches/first" else 200
+        order.append((name, status))
+        if status == 429:
+            return httpx.Response(429, headers={"retry-after": "1"}, json={"error": {"code": 429, "message": "slow"}})
+        return httpx.Response(200, json={"name": name, "metadata": {"name": name, "state": "BATCH_STATE_SUCCEEDED"}})
+
+    transport = httpx.MockTransport(answer)
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps({"conn_type": "gemini", "password": "k"}))
+    monkeypatch.setattr(GeminiBatchTrigger, "max_concurrent_polls", 1)
+    monkeypatch.setattr(
+        trigger_module, "GeminiBatchHook", functools.partial(GeminiBatchHook, async_transport=transport)
+    )
+    first = asyncio.ensure_future(events(trigger("batches/first")))
+    await asyncio.sleep(0)  # the first trigger polls first
+    results = await asyncio.wait_for(asyncio.gather(first, events(trigger("batches/second"))), 10)
+    assert [event["reason"] for (event,) in results] == ["succeeded", "succeeded"]
+    assert order == [("batches/first", 429), ("batches/second", 200), ("batches/first", 200)]
