@@ -14,6 +14,7 @@ which only writes to disk and leaves registering the result to the caller.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -111,19 +112,13 @@ class UploadSession:
         Return how many bytes were kept. With a limit, stop reading once it is reached.
         """
         kept = 0
-        if self.discard:
-            async for block in blocks:
-                kept += min(len(block), limit - kept) if limit is not None else len(block)
-                if limit is not None and kept >= limit:
-                    break
-            self.received += kept
-            return kept
-        with self.path.open("ab") as target:
+        with contextlib.nullcontext() if self.discard else self.path.open("ab") as target:
             async for block in blocks:
                 if limit is not None:
                     block = block[: limit - kept]
-                target.write(block)
-                self.hasher.update(block)
+                if target is not None:  # None: discard_uploads, count the bytes only
+                    target.write(block)
+                    self.hasher.update(block)
                 kept += len(block)
                 if limit is not None and kept >= limit:
                     break

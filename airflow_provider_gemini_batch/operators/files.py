@@ -134,15 +134,14 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
                     out.write(b"".join(pending))
                     pending.clear()
             out.write(b"".join(pending))
-        counts = {"succeeded": succeeded, "failed": failed}
-        self.log.info("Wrote %d results of %s to %s", sum(counts.values()), batch.name, path)
+        self.log.info("Wrote %d results of %s to %s", succeeded + failed, batch.name, path)
         return {
             "path": str(path),
             "batch_name": batch.name,
             "display_name": batch.display_name,
-            "result_count": sum(counts.values()),
-            "succeeded_count": counts["succeeded"],
-            "failed_count": counts["failed"],
+            "result_count": succeeded + failed,
+            "succeeded_count": succeeded,
+            "failed_count": failed,
             "usage": usage,
         }
 
