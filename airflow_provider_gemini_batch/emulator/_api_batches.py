@@ -5,6 +5,7 @@ Creating is not idempotent, as on the live service: every create makes a new job
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from airflow_provider_gemini_batch.emulator._errors import invalid_argument
+from airflow_provider_gemini_batch.emulator._errors import ApiError, invalid_argument
 from airflow_provider_gemini_batch.emulator._jobs import Job, JobStore, render_operation
 from airflow_provider_gemini_batch.emulator._requests import api_version, page_parameters, read_json
 from airflow_provider_gemini_batch.emulator._responses import BrokenReply, json_response
@@ -45,12 +46,30 @@ async def _create(request: Request, *, embedding: bool) -> Response:
     batch = read_field(body, "batch")
     if not isinstance(batch, dict):
         raise invalid_argument('batch is required: send {"batch": {"inputConfig": {...}}}.')
-    job = await _new_job(state, batch, model=model, embedding=embedding)
-    state.jobs.add(job)
+    hold = state.faults.take("hold_create", request.method, request.url.path)
+    if hold is None:
+        job = await _new_job(state, batch, model=model, embedding=embedding)
+        state.jobs.add(job)
+    else:
+        # Made in a task of its own, so the job appears even if the client hung up (or this request
+        # was cancelled) meanwhile: a timed-out create may have made a paid job (PROTOCOL.md "Batches").
+        held = _held_job(state, hold.seconds, batch, model=model, embedding=embedding)
+        job = await asyncio.shield(state.detach(held))
     if state.faults.take("drop_after_create", request.method, request.url.path):
         return BrokenReply()
     # The live service answers a create with the job still PENDING, however fast it will run.
     return json_response(render_operation(job.created_view()))
+
+
+async def _held_job(state: EmulatorState, seconds: float, batch: dict[str, Any], *, model: str, embedding: bool) -> Job:
+    """Wait ``seconds``, then make and store the job, unless the emulator was reset meanwhile."""
+    generation = state.generation
+    await asyncio.sleep(seconds)
+    if state.generation != generation:
+        raise ApiError(503, "The emulator was reset while this create was held: no job was made.")
+    job = await _new_job(state, batch, model=model, embedding=embedding)
+    state.jobs.add(job)
+    return job
 
 
 async def _new_job(state: EmulatorState, batch: dict[str, Any], *, model: str, embedding: bool) -> Job:

@@ -57,6 +57,9 @@ async def upload(request: Request) -> Response:
         discard=state.config.discard_uploads,
     )
     url = f"{base_url(request)}/upload/{version}/files?upload_id={session.upload_id}&upload_protocol=resumable"
+    elsewhere = state.faults.take("upload_url", request.method, request.url.path)
+    if elsewhere is not None and elsewhere.url is not None:
+        url = elsewhere.url
     return Response(
         status_code=200,
         headers={
@@ -188,14 +191,16 @@ async def download_file(request: Request) -> Response:
     if (start, end) != (0, stored.size):
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{stored.size}"
-    fault = state.faults.take("drop_download", request.method, request.url.path)
+    drop = state.faults.take("drop_download", request.method, request.url.path)
+    end_early = state.faults.take("end_download_early", request.method, request.url.path)
     return FileStreamResponse(
         stored.path,
         start=start,
         length=end - start,
         headers=headers,
         status_code=status,
-        drop_after=fault.after_bytes if fault else None,
+        drop_after=drop.after_bytes if drop else None,
+        end_after_lines=end_early.after_lines if end_early else None,
     )
 
 

@@ -95,9 +95,26 @@ class EmulatorControl:
         return digest
 
     def inject_fault(self, kind: str, **params: Any) -> None:
-        """Add a fault rule; see the ``_faults`` module for kinds and parameters.
+        """Add a fault rule; the ``_faults`` module describes each kind in full.
 
-        Example: ``inject_fault("status", status=429, count=2, retry_delay="1s")``.
+        Every kind takes ``count`` (default 1), ``method`` and ``path_contains`` to choose the
+        requests it hits. Kinds and their parameters:
+
+        - ``status``: ``status``, ``message``, ``retry_delay``, ``retry_after``; with ``seconds`` an
+          outage that refuses every matching request for that long (instead of ``count`` times).
+        - ``drop_upload`` / ``drop_download``: ``after_bytes``, then the connection drops.
+        - ``drop_after_create``: the job is made, then the connection drops.
+        - ``hold_create``: ``seconds`` before the job is made and answered, even if the client left.
+        - ``truncate_reply``: ``after_bytes`` of the body, with a matching ``Content-Length``.
+        - ``trickle``: ``seconds`` between two body bytes.
+        - ``end_download_early``: ``after_lines`` complete lines, chunked, then a clean end.
+        - ``upload_url``: ``url``, the ``X-Goog-Upload-URL`` an upload start answers with.
+
+        Examples: ``inject_fault("status", status=429, count=2, retry_delay="1s")``,
+        ``inject_fault("status", status=503, method="GET", path_contains="batches/", seconds=30)``,
+        ``inject_fault("hold_create", seconds=8)``.
+
+        :raises httpx.HTTPStatusError: 400, with a message saying what to fix, on a bad rule.
         """
         self._call("POST", "/_emulator/faults", {"kind": kind, **params})
 

@@ -1,4 +1,5 @@
-"""What happens to every API request before its route: logging, the API key check, status faults.
+"""What happens to every API request around its route: logging, the API key check, status faults,
+and the faults that reshape a reply (``_reply_faults``).
 
 Plain ASGI, not Starlette's ``BaseHTTPMiddleware``: a broken reply (see ``_responses``) must reach
 uvicorn as it is. Control requests (``/_emulator/...``) pass straight through.
@@ -13,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_gemini_batch.emulator._errors import ApiError
+from airflow_provider_gemini_batch.emulator._reply_faults import trickling, truncating
 from airflow_provider_gemini_batch.emulator._responses import error_response
 from airflow_provider_gemini_batch.emulator._state import EmulatorState
 
@@ -36,7 +38,7 @@ _INVALID_KEY_DETAILS = [
 
 
 class ApiFrontDoor:
-    """Log each API request, check its API key, and answer injected ``status`` faults.
+    """Log each API request, check its API key, answer injected ``status`` faults and shape replies.
 
     :param app: the routed application behind the door.
     :param state: the emulator whose key, faults and request log apply.
@@ -66,7 +68,7 @@ class ApiFrontDoor:
             if refusal is not None:
                 await error_response(refusal)(scope, receive, watching_send)
             else:
-                await self.app(scope, receive, watching_send)
+                await self.app(scope, receive, self._shaped(scope, receive, watching_send))
         finally:
             # A reply that never completed was a dropped connection: log it as status 0.
             self.state.log_request(scope["method"], scope["path"], status if complete else 0)
@@ -82,6 +84,17 @@ class ApiFrontDoor:
                 return refusal
         fault = self.state.faults.take("status", scope["method"], scope["path"])
         return fault.as_error() if fault is not None else None
+
+    def _shaped(self, scope: Scope, receive: Receive, send: Send) -> Send:
+        """``send``, wrapped by the ``truncate_reply`` and ``trickle`` faults this request matches."""
+        method, path = scope["method"], scope["path"]
+        truncate = self.state.faults.take("truncate_reply", method, path)
+        if truncate is not None:
+            send = truncating(send, truncate.after_bytes)
+        trickle = self.state.faults.take("trickle", method, path)
+        if trickle is not None:
+            send = trickling(send, receive, trickle.seconds)
+        return send
 
     def _key_refusal(self, key: str | None) -> ApiError | None:
         """403 without a key, 400 API_KEY_INVALID with a wrong one; never echo the key."""

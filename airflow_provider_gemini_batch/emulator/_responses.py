@@ -57,7 +57,9 @@ class BrokenReply(Response):
 class FileStreamResponse(Response):
     """Stream ``length`` bytes of a file from ``start``, block by block, never whole in memory.
 
-    With ``drop_after`` set, only that many bytes are sent before the connection is dropped.
+    With ``drop_after`` set, only that many bytes are sent before the connection is dropped. With
+    ``end_after_lines`` set, the reply has no ``Content-Length`` (it is chunked) and ends cleanly
+    after that many complete lines: a short download that looks whole.
     """
 
     def __init__(
@@ -69,24 +71,43 @@ class FileStreamResponse(Response):
         headers: dict[str, str],
         status_code: int = 200,
         drop_after: int | None = None,
+        end_after_lines: int | None = None,
     ) -> None:
         super().__init__(status_code=status_code, headers={**headers, "content-length": str(length)})
+        if end_after_lines is not None:
+            self.raw_headers = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
         self.path = path
         self.start = start
         self.length = length
         self.drop_after = drop_after
+        self.end_after_lines = end_after_lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the headers, then the file's bytes in blocks."""
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         remaining = self.length if self.drop_after is None else min(self.drop_after, self.length)
+        lines_left = self.end_after_lines
         with self.path.open("rb") as source:
             source.seek(self.start)
-            while remaining > 0:
+            while remaining > 0 and lines_left != 0:
                 block = source.read(min(STREAM_BLOCK_SIZE, remaining))
                 if not block:
                     break
+                if lines_left is not None:
+                    block, lines_left = _through_lines(block, lines_left)
                 remaining -= len(block)
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         if self.drop_after is None:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _through_lines(block: bytes, lines: int) -> tuple[bytes, int]:
+    """Cut ``block`` after its ``lines``-th newline, if it has that many; return it and the lines still to go."""
+    end = 0
+    while lines > 0:
+        newline = block.find(b"\n", end)
+        if newline < 0:
+            return block, lines
+        end = newline + 1
+        lines -= 1
+    return block[:end], 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -15,6 +17,8 @@ from airflow_provider_gemini_batch.emulator._jobs import JobStore
 from airflow_provider_gemini_batch.emulator._wire import timestamp
 
 __all__ = ["EmulatorState", "emulator_state"]
+
+T = TypeVar("T")
 
 
 class EmulatorState:
@@ -35,9 +39,13 @@ class EmulatorState:
         self.jobs = JobStore()
         self.faults = FaultBook()
         self.request_log: list[dict[str, Any]] = []
+        #: Counts resets, so work started before one (a held create) can tell it should not land after it.
+        self.generation = 0
+        self._detached: set[asyncio.Task[Any]] = set()
 
     def reset(self) -> None:
         """Forget jobs, files, faults and logged requests; restore the start-up configuration."""
+        self.generation += 1
         self.config = self.startup_config
         self.files.reset()
         self.jobs.reset()
@@ -47,6 +55,18 @@ class EmulatorState:
     def log_request(self, method: str, path: str, status: int) -> None:
         """Record an API request: method, path and status only (never headers, query or body)."""
         self.request_log.append({"method": method, "path": path, "status": status, "time": timestamp(time.time_ns())})
+
+    def detach(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` in a task of its own, which finishes even if the request awaiting it is cancelled."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._detached.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._forget_detached)
+        return task
+
+    def _forget_detached(self, task: asyncio.Task[Any]) -> None:
+        self._detached.discard(task)
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: a client that hung up is not there to receive it
 
 
 def emulator_state(request: Request) -> EmulatorState:

@@ -195,3 +195,36 @@ def test_wrong_api_key_is_a_client_error(gemini_emulator: EmulatorHandle) -> Non
 
     assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
     assert "not-the-key" not in str(caught.value)
+
+
+def test_batches_get_fails_with_503_during_an_outage_and_succeeds_after(
+    client: genai.Client, gemini_emulator: EmulatorHandle
+) -> None:
+    created = client.batches.create(model=MODEL, src=[{"contents": prompt("x")["contents"]}])
+    started = time.monotonic()
+    gemini_emulator.control.inject_fault("status", status=503, method="GET", path_contains="batches/", seconds=1.0)
+
+    with pytest.raises(errors.ServerError) as caught:
+        client.batches.get(name=created.name)
+    time.sleep(max(0.0, 1.1 - (time.monotonic() - started)))
+    job = client.batches.get(name=created.name)
+
+    assert (caught.value.code, caught.value.status) == (503, "UNAVAILABLE")
+    assert job.name == created.name
+
+
+def test_files_download_ended_early_returns_the_short_content(
+    client: genai.Client, tmp_path: Path, gemini_emulator: EmulatorHandle
+) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(jsonl({"key": f"request-{index}", "request": prompt(f"q {index}")} for index in range(10)))
+    uploaded = client.files.upload(file=path, config=types.UploadFileConfig(mime_type="jsonl"))
+    job = wait_until_done(client, client.batches.create(model=MODEL, src=uploaded.name).name)
+    gemini_emulator.control.inject_fault("end_download_early", after_lines=3)
+
+    short = client.files.download(file=job.dest.file_name)
+    whole = client.files.download(file=job.dest.file_name)
+
+    # The SDK reports no error: a results file ended early looks complete (the provider must count lines).
+    assert short == b"".join(whole.splitlines(keepends=True)[:3])
+    assert len(whole.splitlines()) == 10
