@@ -14,6 +14,7 @@ whole family or branch on one class::
     │   └── GeminiBatchServerError ............ 408 / 5xx, after retries
     ├── GeminiBatchConnectionError ........ connection failure or timeout, after retries
     ├── GeminiBatchAmbiguousCreateError ... a batch create whose outcome is unknown: never resent blindly
+    ├── GeminiBatchIncompleteResults ...... fewer results read than the job had requests, after reading again
     └── GeminiBatchJobError ............... the batch job itself ended badly
         ├── GeminiBatchFailed ............. state FAILED
         ├── GeminiBatchCancelled .......... state CANCELLED
@@ -27,6 +28,8 @@ what to do next. They never carry the API key or whole response bodies.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from airflow.providers.common.compat.sdk import AirflowException
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "GeminiBatchError",
     "GeminiBatchExpired",
     "GeminiBatchFailed",
+    "GeminiBatchIncompleteResults",
     "GeminiBatchInputError",
     "GeminiBatchInvalidArgumentError",
     "GeminiBatchJobError",
@@ -187,3 +191,32 @@ class GeminiBatchTimeout(GeminiBatchJobError):
 
 class GeminiBatchPartialFailure(GeminiBatchJobError):
     """The job SUCCEEDED but more of its requests failed than the partial-failure policy allows."""
+
+
+class GeminiBatchIncompleteResults(GeminiBatchError):
+    """A finished job's results lack some of its requests, even after reading them again.
+
+    :param batch_name: the job's name, ``batches/...``.
+    :param expected_count: the results expected: the job's request count, or the number of expected keys.
+    :param read_count: the results read (distinct expected keys, when the keys were known).
+    :param missing_keys: the keys that have no result, when the expected keys were known; else empty.
+    """
+
+    keys_shown = 10
+
+    def __init__(self, batch_name: str, expected_count: int, read_count: int, missing_keys: Sequence[str] = ()) -> None:
+        self.batch_name = batch_name
+        self.expected_count = expected_count
+        self.read_count = read_count
+        self.missing_count = expected_count - read_count
+        self.missing_keys = tuple(missing_keys)
+        text = f"Batch {batch_name}: read {read_count} of {expected_count} results; {self.missing_count} missing"
+        if self.missing_keys:
+            shown = ", ".join(repr(key) for key in self.missing_keys[: self.keys_shown])
+            more = len(self.missing_keys) - self.keys_shown
+            text += f" (keys {truncate(shown)}{f' and {more} more' if more > 0 else ''})"
+        super().__init__(
+            f"{text}. The results were read again up to the connection's max_retries. Run the task again "
+            "later; if the same results stay missing, the job's results and its batchStats disagree: "
+            "resubmit the missing requests."
+        )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 
@@ -94,18 +96,47 @@ def _checked(stream: BinaryIO, size: int, name: str) -> tuple[BinaryIO, int, str
 
 @contextmanager
 def open_destination(destination: Any) -> Iterator[BinaryIO]:
-    """Open a local path or an ``ObjectStoragePath`` for binary writing, creating parent folders."""
+    """Open a local path or an ``ObjectStoragePath`` for binary writing; the file appears only when complete.
+
+    The bytes go to ``.<name>.partial-<random>`` in the destination's folder, which is moved into place
+    when the ``with`` block ends without an error. On an error the temporary file is removed and the
+    destination is left as it was, so a downstream load never picks up an empty or partial file.
+    Parent folders are created.
+    """
     storage_path = as_storage_path(destination)
     if storage_path is not None:
         storage_path.parent.mkdir(parents=True, exist_ok=True)
-        with storage_path.open("wb") as stream:
-            yield stream
+        partial = storage_path.parent / _partial_name(storage_path.name)
+        try:
+            with partial.open("wb") as stream:
+                yield stream
+            partial.rename(storage_path)  # fsspec: a rename where the store has one, else copy + delete
+        except BaseException:
+            _remove_quietly(partial.unlink)
+            raise
     elif isinstance(destination, (str, os.PathLike)):
-        path = os.fspath(destination)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "wb") as stream:
-            yield stream
+        path = os.path.abspath(os.fspath(destination))
+        folder, name = os.path.split(path)
+        os.makedirs(folder, exist_ok=True)
+        local_partial = os.path.join(folder, _partial_name(name))
+        try:
+            with open(local_partial, "xb") as stream:  # unlike mkstemp, honours the umask
+                yield stream
+            os.replace(local_partial, path)
+        except BaseException:
+            _remove_quietly(lambda: os.remove(local_partial))
+            raise
     else:
         raise GeminiBatchInputError(
             f"Cannot write to a {type(destination).__name__}: pass a local path, a URI or an ObjectStoragePath."
         )
+
+
+def _partial_name(name: str) -> str:
+    return f".{name}.partial-{secrets.token_hex(6)}"
+
+
+def _remove_quietly(remove: Callable[[], object]) -> None:
+    # Cleanup on the way out of an error: never hide that error behind a failed (or needless) removal.
+    with contextlib.suppress(Exception):
+        remove()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -13,7 +15,11 @@ import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
-from airflow_provider_gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchError
+from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchConfigError,
+    GeminiBatchError,
+    GeminiBatchIncompleteResults,
+)
 from airflow_provider_gemini_batch.hooks import _api
 from airflow_provider_gemini_batch.hooks._retry import RetryPolicy
 from airflow_provider_gemini_batch.hooks._sources import open_destination, open_source
@@ -214,6 +220,12 @@ class GeminiBatchHook(BaseHook):
         """Stream a file to a local path or ``ObjectStoragePath``; return the bytes written.
 
         A dropped connection resumes where it broke off: the written file is complete and correct.
+        The file appears at ``destination`` only when complete (it is written under a temporary name
+        in the same folder, then moved into place); after a failure nothing new is left there.
+
+        :param name: ``files/...``.
+        :param destination: a local path, a URI (``s3://...``, ``file://...``) or an ``ObjectStoragePath``.
+        :raises GeminiBatchConnectionError: the connection kept dropping after every retry.
         """
         _api.resource_name(name, "files")
         written = 0
@@ -296,22 +308,123 @@ class GeminiBatchHook(BaseHook):
         """Delete a batch job."""
         self.client.call(_api.delete_batch(name))
 
-    def iter_results(self, batch_or_name: Batch | str) -> Iterator[BatchResult]:
+    def iter_results(
+        self, batch_or_name: Batch | str, *, expected_keys: Iterable[str] | None = None
+    ) -> Iterator[BatchResult]:
         """Iterate over a finished job's results: inline items, or the results file streamed line by line.
 
         Memory does not grow with the number of results. Results may come in any order: match on ``key``.
 
+        What was read is checked against the job's ``batchStats.requestCount``, or against
+        ``expected_keys`` when given: a results body sent without a length can end early and look
+        whole, and users have seen results files and counts disagree (PROTOCOL.md, last note).
+        A results file that ends short is read again, up to the connection's ``max_retries`` times,
+        skipping the bytes already parsed, so no line is yielded twice. Without ``expected_keys`` results
+        are counted by line (a job that reports no request count is not checked); with them, a key
+        read twice counts once and the missing keys are named.
+
+        :param batch_or_name: the job, or its ``batches/...`` name (then it is fetched).
+        :param expected_keys: the keys of the job's requests, if known; they are held in memory.
         :raises GeminiBatchError: at once when the job has no results (it is not SUCCEEDED); while
             iterating, for a results line that is not a result object (the message gives its number).
+        :raises GeminiBatchIncompleteResults: after the last result, when results are still missing.
         """
         batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
+        missing_keys: set[str | None] | None = None if expected_keys is None else set(expected_keys)
+        expected_count = self.expected_result_count(batch, missing_keys)
+        if missing_keys is not None and batch.batch_stats.request_count not in (0, expected_count):
+            self.log.warning(
+                "Batch %s reports %d requests; checking its results against the %d expected keys",
+                batch.name,
+                batch.batch_stats.request_count,
+                expected_count,
+            )
         if batch.inlined_responses is not None:
-            return map(BatchResult.from_inline, batch.inlined_responses)
+            return self._inline_results(batch.name, batch.inlined_responses, expected_count, missing_keys)
         if not batch.responses_file:
             raise GeminiBatchError(
                 f"Batch {batch.name} has no results (state {batch.state.short_name}): only a SUCCEEDED job has them."
             )
-        return _parse_results(self.client.iter_file_bytes(batch.responses_file), batch.responses_file)
+        return self._file_results(batch.name, batch.responses_file, expected_count, missing_keys)
+
+    @staticmethod
+    def expected_result_count(batch: Batch, expected_keys: Collection[str | None] | None = None) -> int | None:
+        """Return how many results ``iter_results`` expects: distinct keys, else ``batchStats.requestCount``.
+
+        :param expected_keys: the keys of the job's requests, if known.
+        :return: ``None`` when neither is known (the job reports no request count).
+        """
+        if expected_keys is not None:
+            return len(set(expected_keys))
+        return batch.batch_stats.request_count or None
+
+    def _inline_results(
+        self,
+        batch_name: str,
+        items: list[dict[str, Any]],
+        expected_count: int | None,
+        missing_keys: set[str | None] | None,
+    ) -> Iterator[BatchResult]:
+        read = 0
+        for item in items:
+            result = BatchResult.from_inline(item)
+            read += 1
+            if missing_keys is not None:
+                missing_keys.discard(result.key)
+            yield result
+        self._check_read(batch_name, expected_count, read, missing_keys)
+
+    def _file_results(
+        self,
+        batch_name: str,
+        file_name: str,
+        expected_count: int | None,
+        missing_keys: set[str | None] | None,
+    ) -> Iterator[BatchResult]:
+        progress = _ResultsProgress()
+        retry = self.settings.retry
+        for attempt in range(retry.max_retries + 1):
+            if attempt:
+                delay = retry.backoff(attempt - 1)
+                # iter_file_bytes starts at byte 0 again; _parse_results skips the bytes already parsed.
+                self.log.warning(
+                    "Results file %s of %s ended after %d of %d results; reading it again in %.1f s (retry %d of %d)",
+                    file_name,
+                    batch_name,
+                    progress.read,
+                    expected_count,
+                    delay,
+                    attempt,
+                    retry.max_retries,
+                )
+                time.sleep(delay)
+            chunks = self.client.iter_file_bytes(file_name)
+            yield from _parse_results(chunks, file_name, progress, missing_keys, expected_count or 0)
+            if progress.read >= (expected_count or 0):
+                break
+        self._check_read(batch_name, expected_count, progress.read, missing_keys)
+
+    def _check_read(
+        self, batch_name: str, expected_count: int | None, read: int, missing_keys: set[str | None] | None
+    ) -> None:
+        """Raise when results are missing; log when there were more than expected."""
+        if expected_count is None:
+            return
+        if missing_keys is not None:
+            found = expected_count - len(missing_keys)
+            if missing_keys:
+                raise GeminiBatchIncompleteResults(batch_name, expected_count, found, sorted(map(str, missing_keys)))
+        elif read < expected_count:
+            raise GeminiBatchIncompleteResults(batch_name, expected_count, read)
+        else:
+            found = expected_count
+        if read > found:
+            self.log.warning(
+                "Batch %s: %d results beyond the %d expected (a key read twice, or a key not expected)",
+                batch_name,
+                read - found,
+                expected_count,
+            )
 
     # -- async twins (for triggers) -------------------------------------------------------------
 
@@ -354,16 +467,50 @@ def _pages(fetch: Callable[[str | None], _api.Page[T]]) -> Iterator[T]:
             return
 
 
-def _parse_results(chunks: Iterator[bytes], file_name: str) -> Iterator[BatchResult]:
+@dataclass
+class _ResultsProgress:
+    """How far ``_parse_results`` got in a results file: where a second read of the file goes on from."""
+
+    offset: int = 0
+    """Bytes of the file consumed."""
+    line_number: int = 0
+    read: int = 0
+    """Results yielded."""
+    rest: list[bytes] = field(default_factory=list)
+    """The start of a last line that did not end (the body was cut off inside it)."""
+
+
+def _parse_results(
+    chunks: Iterator[bytes],
+    file_name: str,
+    progress: _ResultsProgress,
+    missing_keys: set[str | None] | None = None,
+    expected_count: int = 0,
+) -> Iterator[BatchResult]:
     """Split a results file's bytes into lines and parse each; blank lines are skipped.
+
+    Goes on from ``progress`` and updates it: the first ``progress.offset`` bytes of ``chunks`` were
+    parsed by an earlier read of the same file and are skipped, so no line is yielded twice. A last
+    line without a newline that does not parse is kept for the next read while fewer than
+    ``expected_count`` results were read (the body was cut off inside it); otherwise it is an error.
 
     Holds one chunk and one partial line at a time. Written as one flat loop because it runs once per
     result, millions of times for a large job (``make bench``, row 2).
+
+    :param missing_keys: the expected keys not read yet; each result's key is taken out.
+    :raises GeminiBatchError: for a line that is not a result object (the message gives its number).
     """
     parse = BatchResult.from_json
-    line_number = 0
-    rest: list[bytes] = []  # The start of a line that has not ended yet, in pieces: joined once, at its end.
+    skip = offset = progress.offset
+    line_number, read = progress.line_number, progress.read
+    rest = progress.rest  # The start of a line that has not ended yet, in pieces: joined once, at its end.
     for chunk in chunks:
+        if skip:
+            if len(chunk) <= skip:
+                skip -= len(chunk)
+                continue
+            chunk, skip = chunk[skip:], 0
+        offset += len(chunk)
         lines = chunk.split(b"\n")
         if len(lines) == 1:
             rest.append(chunk)
@@ -383,13 +530,25 @@ def _parse_results(chunks: Iterator[bytes], file_name: str) -> Iterator[BatchRes
                 if line.strip():
                     raise _unreadable_result(file_name, line_number, exc) from exc
                 continue
+            read += 1
+            if missing_keys is not None:
+                missing_keys.discard(result.key)
             yield result
     final = b"".join(rest)
-    if final.strip():
-        try:
-            yield parse(final)
-        except ValueError as exc:
+    progress.offset, progress.line_number, progress.read, progress.rest = offset, line_number, read, []
+    if not final.strip():
+        return
+    try:
+        result = parse(final)
+    except ValueError as exc:
+        if read >= expected_count:
             raise _unreadable_result(file_name, line_number + 1, exc) from exc
+        progress.rest = [final]
+        return
+    progress.line_number, progress.read = line_number + 1, read + 1
+    if missing_keys is not None:
+        missing_keys.discard(result.key)
+    yield result
 
 
 def _unreadable_result(file_name: str, line_number: int, exc: ValueError) -> GeminiBatchError:

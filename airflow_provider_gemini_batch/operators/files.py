@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic_core import to_json as _to_json
@@ -98,18 +98,35 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
     service's line had (such as fields of your input line it echoes back). Inline and file results
     alike are streamed; memory does not grow with the number of results, and results never go to XCom.
 
+    All or nothing: every result the job should have is read (``GeminiBatchHook.iter_results`` checks
+    the count against the job's ``batchStats``, or against ``expected_keys``, and reads a results file
+    that ended early again), and the file appears at its destination only when complete. When results
+    are still missing the task fails with ``GeminiBatchIncompleteResults``, and nothing new is left at
+    the destination: no empty or partial file for a downstream load to pick up.
+
+    The manifest: ``path``, ``batch_name``, ``display_name``, ``result_count`` (lines written),
+    ``expected_count`` (the job's request count, or the number of ``expected_keys``; ``None`` when the
+    job reports none), ``succeeded_count``, ``failed_count``, ``missing_count`` (0: missing results fail
+    the task instead) and token ``usage``.
+
     :param batch_name: ``batches/...`` (templated; usually the submit task's XCom).
     :param destination: a folder, or a file path ending in ``.jsonl``: local or object storage
         (templated). In a folder the file is named after the job's display name and id, sanitised
         so that it cannot escape the folder.
+    :param expected_keys: the keys of the job's requests, if known (templated): results are then
+        checked key by key, a key read twice counts once, and missing keys are named in the error.
+    :raises GeminiBatchIncompleteResults: results are missing after reading them again.
     """
 
-    template_fields: Sequence[str] = ("batch_name", "destination", "gemini_conn_id")
+    template_fields: Sequence[str] = ("batch_name", "destination", "expected_keys", "gemini_conn_id")
 
-    def __init__(self, *, batch_name: str, destination: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *, batch_name: str, destination: Any, expected_keys: Collection[str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.batch_name = batch_name
         self.destination = destination
+        self.expected_keys = expected_keys
 
     def execute(self, context: Context) -> dict[str, Any]:
         batch = self.hook.get_batch(self.batch_name)
@@ -119,8 +136,9 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
         succeeded = failed = 0
         usage = dict.fromkeys(_USAGE_FIELDS, 0)
         pending: list[bytes] = []
+        expected = self.hook.expected_result_count(batch, self.expected_keys)
         with open_destination(path) as out:
-            for result in self.hook.iter_results(batch):
+            for result in self.hook.iter_results(batch, expected_keys=self.expected_keys):
                 if result.succeeded:
                     succeeded += 1
                 else:
@@ -140,8 +158,10 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
             "batch_name": batch.name,
             "display_name": batch.display_name,
             "result_count": succeeded + failed,
+            "expected_count": expected,
             "succeeded_count": succeeded,
             "failed_count": failed,
+            "missing_count": max(expected - succeeded - failed, 0) if expected is not None else 0,
             "usage": usage,
         }
 

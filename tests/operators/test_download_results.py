@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
+from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchIncompleteResults
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import BatchResult, Status
 from airflow_provider_gemini_batch.operators import GeminiDownloadResultsOperator
@@ -56,6 +58,63 @@ def test_file_results_keep_the_services_line_and_add_text_and_usage(
     assert "response" not in bad
     assert (bad["text"], bad["usage"], bad["ticket"]) == (None, {}, "T-2")
     assert manifest["usage"]["totalTokenCount"] == good["usage"]["totalTokenCount"]
+
+
+def _file_job(hook: GeminiBatchHook, tmp_path: Path, count: int = 10) -> str:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(_request(f"k{index}", f"hello {index}")) + "\n" for index in range(count)))
+    batch = hook.create_batch("gemini-2.5-flash", input_file=hook.upload_file(source).name)
+    hook.get_batch(batch.name)  # The first get that sees it SUCCEEDED writes the results.
+    return batch.name
+
+
+def test_a_results_file_that_ends_early_is_read_on_and_the_manifest_counts_every_result(
+    gemini_connection: EmulatorHandle, tmp_path: Path
+) -> None:
+    hook = GeminiBatchHook()
+    name = _file_job(hook, tmp_path)
+    gemini_connection.control.inject_fault("end_download_early", after_lines=6)
+    manifest, lines = _download(hook, name, tmp_path / "out")
+    assert sorted(line["key"] for line in lines) == sorted(f"k{index}" for index in range(10))
+    counts = ("expected_count", "result_count", "succeeded_count", "failed_count", "missing_count")
+    assert [manifest[count] for count in counts] == [10, 10, 10, 0, 0]
+
+
+@pytest.mark.parametrize("as_uri", [False, True])
+def test_results_still_missing_fail_the_task_and_leave_no_file(
+    no_retry_connection: EmulatorHandle, tmp_path: Path, as_uri: bool
+) -> None:
+    hook = GeminiBatchHook()
+    name = _file_job(hook, tmp_path)
+    no_retry_connection.control.inject_fault("end_download_early", after_lines=6)
+    folder = tmp_path / "out"
+    destination: Any = ObjectStoragePath(f"file://{folder}") if as_uri else str(folder)
+    operator = GeminiDownloadResultsOperator(task_id="d", batch_name=name, destination=destination)
+    with pytest.raises(GeminiBatchIncompleteResults, match=r"read 6 of 10 results; 4 missing") as raised:
+        run_task(operator)
+    assert raised.value.missing_count == 4
+    assert list(folder.iterdir()) == [], "no results file, and no temporary file either"
+
+
+def test_expected_keys_name_the_missing_ones(gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
+    hook = GeminiBatchHook()
+    name = _file_job(hook, tmp_path, count=3)
+    operator = GeminiDownloadResultsOperator(
+        task_id="d", batch_name=name, destination=str(tmp_path / "out"), expected_keys=["k0", "k1", "k2", "k3"]
+    )
+    with pytest.raises(GeminiBatchIncompleteResults, match=r"read 3 of 4 results; 1 missing \(keys 'k3'\)"):
+        run_task(operator)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_download_that_keeps_dropping_leaves_no_file(no_retry_connection: EmulatorHandle, tmp_path: Path) -> None:
+    hook = GeminiBatchHook()
+    name = _file_job(hook, tmp_path)
+    no_retry_connection.control.inject_fault("drop_download", after_bytes=500, count=5)
+    operator = GeminiDownloadResultsOperator(task_id="d", batch_name=name, destination=str(tmp_path / "out"))
+    with pytest.raises(GeminiBatchConnectionError):
+        run_task(operator)
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_inline_results_are_written_in_the_same_shape(gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
