@@ -167,9 +167,22 @@ def ambiguous_create(call: ApiCall[Any], cause: str) -> GeminiBatchAmbiguousCrea
 
 
 def connection_error(description: str, exc: BaseException, attempt: int) -> GeminiBatchConnectionError:
-    """The error for a request that never got a reply, after every retry."""
+    """The error for a request that never got a reply, after every retry; it names the URL, never its query."""
     tries = f" after {attempt + 1} attempts" if attempt else ""
+    url = _url_without_query(exc)
+    where = f" at {url}" if url else ""
     return GeminiBatchConnectionError(
-        f"Could not {description}{tries}: {type(exc).__name__}. Check the connection's host and the "
+        f"Could not {description}{where}{tries}: {type(exc).__name__}. Check the connection's host and the "
         "network; raise the connection's 'timeout' or 'max_retries' extras if the service is slow."
     )
+
+
+def _url_without_query(exc: BaseException) -> str | None:
+    """The failed request's URL, without user info or query: an upload URL's query is its credential."""
+    if not isinstance(exc, httpx.RequestError):
+        return None
+    try:
+        url = exc.request.url
+    except RuntimeError:  # Raised outside a request: httpx attached none.
+        return None
+    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"

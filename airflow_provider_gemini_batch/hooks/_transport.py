@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import anyio
 import httpx
 
 from airflow_provider_gemini_batch import __version__
@@ -31,22 +32,40 @@ T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 USER_AGENT = f"airflow-provider-gemini-batch/{__version__}"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
+    """Return the scheme, host and port of ``url``, the scheme's default port written out."""
+    url = httpx.URL(url)
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def origin_text(url: httpx.URL | str) -> str:
+    """Return ``scheme://host:port`` of ``url``: safe for messages (no path, query or user info)."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
 class ApiKeyAuth(httpx.Auth):
-    """Send the API key in the ``x-goog-api-key`` header: never in the URL, where it ends up in logs.
+    """Send the API key in the ``x-goog-api-key`` header, and only to the base URL's origin.
 
-    Upload-session URLs carry their own credential (``upload_id``), so they get no key (PROTOCOL.md).
+    Never in the URL, where it ends up in logs; never to another scheme, host or port, whatever URL
+    a reply points at. Upload-session URLs carry their own credential (``upload_id``), so they get
+    no key either (PROTOCOL.md).
+
+    :param origin_url: a URL on the only origin that may receive the key: the connection's base URL.
     """
 
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str, origin_url: str) -> None:
         self._api_key = api_key
+        self._origin = origin(origin_url)
 
     def __repr__(self) -> str:
         return "ApiKeyAuth(api_key=***)"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if "upload_id" not in request.url.params:
+        if origin(request.url) == self._origin and "upload_id" not in request.url.params:
             request.headers["x-goog-api-key"] = self._api_key
         yield request
 
@@ -57,7 +76,8 @@ class ClientSettings:
 
     :param base_url: scheme and host, e.g. ``https://generativelanguage.googleapis.com`` or the emulator's.
     :param api_version: ``v1beta`` (default) or ``v1``.
-    :param timeout: seconds for each request (connect, read, write).
+    :param timeout: seconds for one attempt of a JSON call, from connect to the reply's last byte; a
+        streamed download or upload chunk instead gives up when no byte moves for this long.
     """
 
     base_url: str
@@ -80,7 +100,7 @@ class ClientSettings:
 
     def client_kwargs(self) -> dict[str, Any]:
         return {
-            "auth": ApiKeyAuth(self.api_key),
+            "auth": ApiKeyAuth(self.api_key, self.base_url),
             "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
             "headers": {"user-agent": USER_AGENT},
             "verify": shared_ssl_context(),
@@ -150,6 +170,36 @@ class _Attempts(Generic[T]):
         return delay
 
 
+class _AttemptDeadline:
+    """The end of one attempt of a JSON call: a reply trickling a byte at a time defeats per-read timeouts."""
+
+    def __init__(self, seconds: float, request: httpx.Request) -> None:
+        self.seconds = seconds
+        self.request = request
+        self.end = time.monotonic() + seconds
+
+    def expired(self) -> httpx.ReadTimeout:
+        """Return the error of an attempt past its end: a timeout, retried (or ambiguous for a create) as any."""
+        return httpx.ReadTimeout(f"no complete reply within {self.seconds:g} s", request=self.request)
+
+
+class _BoundedBody(httpx.SyncByteStream):
+    """A reply body that fails when a chunk arrives after the attempt's deadline."""
+
+    def __init__(self, body: httpx.SyncByteStream, deadline: _AttemptDeadline) -> None:
+        self.body = body
+        self.deadline = deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            if time.monotonic() > self.deadline.end:
+                raise self.deadline.expired()
+            yield chunk
+
+    def close(self) -> None:
+        self.body.close()
+
+
 class SyncClient:
     """Sends ``ApiCall``s with ``httpx.Client``, retrying as the policy says, and streams downloads."""
 
@@ -168,7 +218,7 @@ class SyncClient:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
-                response = self.http.request(**attempts.request)
+                response = self._attempt(attempts)
             except httpx.TransportError as exc:
                 delay = attempts.after_error(exc)
             else:
@@ -176,6 +226,23 @@ class SyncClient:
                     return attempts.parse(response)
                 delay = attempts.after_reply(response)
             time.sleep(delay)
+
+    def _attempt(self, attempts: _Attempts[Any]) -> httpx.Response:
+        """Send one attempt and read its reply, giving up at the attempt's deadline.
+
+        A sync read cannot be interrupted, so the deadline is checked as each chunk of the reply
+        arrives; no single read waits longer than ``timeout`` either.
+        """
+        request = self.http.build_request(**attempts.request)
+        deadline = _AttemptDeadline(self.settings.timeout, request)
+        response = self.http.send(request, stream=True)
+        try:
+            if isinstance(response.stream, httpx.SyncByteStream):
+                response.stream = _BoundedBody(response.stream, deadline)
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def iter_file_bytes(self, file_name: str) -> Iterator[bytes]:
         """Stream a file's bytes; after a dropped connection, resume where it broke off.
@@ -246,7 +313,7 @@ class AsyncClient:
         while True:
             try:
                 async with self.gate:
-                    response = await self.http.request(**attempts.request)
+                    response = await self._attempt(attempts)
             except httpx.TransportError as exc:
                 delay = attempts.after_error(exc)
             else:
@@ -254,3 +321,13 @@ class AsyncClient:
                     return attempts.parse(response)
                 delay = attempts.after_reply(response)
             await asyncio.sleep(delay)
+
+    async def _attempt(self, attempts: _Attempts[Any]) -> httpx.Response:
+        """Send one attempt and read its reply, cancelled at the attempt's deadline wherever it is."""
+        request = self.http.build_request(**attempts.request)
+        deadline = _AttemptDeadline(self.settings.timeout, request)
+        try:
+            with anyio.fail_after(self.settings.timeout):
+                return await self.http.send(request)
+        except TimeoutError as exc:
+            raise deadline.expired() from exc

@@ -18,7 +18,7 @@ import httpx
 from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
 from airflow_provider_gemini_batch.hooks._api import ApiCall
 from airflow_provider_gemini_batch.hooks._retry import RETRYABLE_STATUS, error_from_response
-from airflow_provider_gemini_batch.hooks._transport import SyncClient, parse_reply
+from airflow_provider_gemini_batch.hooks._transport import SyncClient, origin, origin_text, parse_reply
 from airflow_provider_gemini_batch.models import GeminiFile
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class ResumableUpload:
     def run(self) -> GeminiFile:
         """Start the session, send every chunk, and return the finished file."""
         upload_url, granularity = self.client.call(self._start_call())
+        self._refuse_another_origin(upload_url)
         chunk = max(granularity, self.chunk_bytes // granularity * granularity)
         failures = 0
         next_progress = self.size // 10
@@ -101,6 +102,16 @@ class ResumableUpload:
             if self._offset >= next_progress:
                 log.info("Uploaded %d of %d bytes of %r", self._offset, self.size, self.display_name)
                 next_progress += max(1, self.size // 10)
+
+    def _refuse_another_origin(self, upload_url: str) -> None:
+        """Refuse an upload URL off the connection's origin before any byte of the file goes there."""
+        base_url = self.client.settings.base_url
+        if origin(upload_url) != origin(base_url):
+            raise GeminiBatchError(
+                f"The upload start reply sent the upload of {self.display_name!r} to {origin_text(upload_url)}, "
+                f"not to the connection's host {origin_text(base_url)}; nothing was sent there. If a proxy is "
+                "the connection's host, make it rewrite X-Goog-Upload-URL to its own address."
+            )
 
     def _start_call(self) -> ApiCall[tuple[str, int]]:
         return ApiCall(
