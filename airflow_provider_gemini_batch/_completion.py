@@ -1,4 +1,4 @@
-"""What a finished wait means for the task: shared by the submit operator, the sensor and the trigger.
+"""What a finished wait means for the task: shared by the submit operator and the sensor, in both modes.
 
 A job is only a task success when it SUCCEEDED *and* its failed requests stay within the policy
 (PROTOCOL.md: "SUCCEEDED does not mean the requests succeeded"). FAILED, CANCELLED, EXPIRED and
@@ -8,12 +8,12 @@ our own deadline each raise their own exception class, chosen from the state, ne
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchCancelled,
+    GeminiBatchConnectionError,
     GeminiBatchError,
     GeminiBatchExpired,
     GeminiBatchFailed,
@@ -22,14 +22,12 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchTimeout,
 )
 from airflow_provider_gemini_batch.models import Batch, BatchState
-
-if TYPE_CHECKING:
-    from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.watch import WaitOutcome
 
 log = logging.getLogger(__name__)
 
-EventStatus = Literal["terminal", "timeout", "error"]
-EVENT_STATUSES: frozenset[str] = frozenset({"terminal", "timeout", "error"})
+#: Cancels a job on an exit path, given its name and why; never raises (``GeminiBatchHook.cancel_quietly``).
+Canceller = Callable[[str, str], object]
 
 _STATE_ERRORS: dict[BatchState, type[GeminiBatchJobError]] = {
     BatchState.FAILED: GeminiBatchFailed,
@@ -81,7 +79,7 @@ def raise_for_outcome(batch: Batch, policy: FailurePolicy) -> None:
         log.error("%s", error)  # The service's reason belongs in the task log, not only in the traceback.
         raise error
     if batch.state is not BatchState.SUCCEEDED:
-        raise GeminiBatchError(f"Batch {batch.name} is not finished (state {batch.state.value}).")
+        raise GeminiBatchError(f"Batch {batch.name} is not finished (state {batch.state.short_name})")
     violation = policy.violation(batch)
     if violation:
         raise GeminiBatchPartialFailure(
@@ -90,79 +88,53 @@ def raise_for_outcome(batch: Batch, policy: FailurePolicy) -> None:
             violation,
             hint="The successful results are still downloadable; raise the limits to accept this.",
         )
-    if batch.batch_stats.failed_request_count:
-        log.warning("Batch %s succeeded with %s (within policy)", batch.name, batch.progress)
-
-
-def make_event(status: EventStatus, reason: str, batch: Batch, message: str) -> dict[str, Any]:
-    """The one event a trigger emits: JSON primitives only, never results."""
-    return {
-        "status": status,
-        "reason": reason,
-        "batch_name": batch.name,
-        "batch": batch.model_dump(mode="json", exclude={"inlined_responses"}),
-        "message": message,
-    }
+    stats = batch.batch_stats
+    if stats.failed_request_count:
+        log.warning(
+            "Batch %s succeeded; %d of its %d requests failed, within the partial-failure policy",
+            batch.name,
+            stats.failed_request_count,
+            stats.request_count,
+        )
 
 
 @dataclass(frozen=True)
 class ExitActions:
-    """Which exits cancel the remote job (each on by default: a forgotten job keeps billing)."""
+    """Which exits cancel the remote job. An outage never does: the job is fine, and a retry reconnects.
+
+    :param cancel_on_timeout: cancel when the wait's deadline passes (a forgotten job keeps billing).
+    :param cancel_on_error: cancel when the wait ends on a permanent error (401/403, invalid argument).
+    """
 
     cancel_on_timeout: bool = True
     cancel_on_error: bool = True
 
 
-def finish_from_event(
-    event: dict[str, Any] | None, hook: GeminiBatchHook, policy: FailurePolicy, actions: ExitActions
-) -> Batch:
-    """Validate a trigger event and turn it into the task's outcome: the batch, or an exception."""
-    if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES or not event.get("batch_name"):
-        raise GeminiBatchError(
-            f"Received an invalid trigger event: {str(event)[:200]!r}. This is a bug; please report it."
-        )
-    batch = Batch.model_validate(event.get("batch") or {"name": event["batch_name"]})
-    if event["status"] == "terminal":
+def settle(outcome: WaitOutcome, policy: FailurePolicy, actions: ExitActions, cancel: Canceller) -> Batch:
+    """Turn how a wait ended into the task's outcome: the batch, or the exception for that exit.
+
+    The same for every wait (trigger event or worker-side loop), so both modes end alike:
+
+    - ``terminal``: success, or the job state's own exception (see :func:`raise_for_outcome`);
+    - ``timeout``: ``GeminiBatchTimeout``, after cancelling the job when ``cancel_on_timeout``;
+    - ``outage``: ``GeminiBatchConnectionError``; the job is left running for a retry to reconnect to;
+    - ``error``: ``GeminiBatchError`` with the cause, after cancelling when ``cancel_on_error``.
+    """
+    batch = outcome.batch
+    if outcome.kind == "terminal":
         raise_for_outcome(batch, policy)
         return batch
-    if event["status"] == "timeout":
-        raise timeout_error(batch, hook, actions.cancel_on_timeout, str(event.get("message", "")))
+    if outcome.kind == "timeout":
+        if actions.cancel_on_timeout:
+            cancel(batch.name, "the wait's deadline passed")
+            hint = "The job was cancelled; raise the timeout to wait longer."
+        else:
+            hint = "The job was left running (cancel_on_timeout=False)."
+        error = GeminiBatchTimeout(batch.name, batch.state.value, outcome.message, hint=hint)
+        log.error("%s", error)
+        raise error
+    if outcome.kind == "outage":
+        raise GeminiBatchConnectionError(outcome.message)
     if actions.cancel_on_error:
-        cancel_quietly(hook, batch.name, "the wait failed")
-    raise GeminiBatchError(f"Waiting for batch {batch.name} failed: {event.get('message')}")
-
-
-def timeout_error(batch: Batch, hook: GeminiBatchHook, cancel: bool, message: str) -> GeminiBatchTimeout:
-    """Cancel the job if asked, and build the deadline exception."""
-    if cancel:
-        cancel_quietly(hook, batch.name, "the deadline passed")
-        hint = "The job was cancelled; raise the timeout to wait longer."
-    else:
-        hint = "The job was left running (cancel_on_timeout=False)."
-    return GeminiBatchTimeout(batch.name, batch.state.value, message, hint=hint)
-
-
-def cancel_quietly(hook: GeminiBatchHook, batch_name: str, why: str) -> None:
-    """Cancel a job on an exit path; a failure to cancel is logged, never hides the original error."""
-    try:
-        hook.cancel_batch(batch_name)
-        log.warning("Cancelled batch %s because %s", batch_name, why)
-    except GeminiBatchError as exc:
-        log.error("Could not cancel batch %s after %s: %s", batch_name, why, exc)
-
-
-def wait_until_terminal(hook: GeminiBatchHook, batch_name: str, *, poll_interval: float, deadline: float) -> Batch:
-    """Poll with the sync client until the job is terminal or the deadline passes; return the last state.
-
-    Used where a worker slot is held anyway (``deferrable=False``, the cancel operator's wait).
-    """
-    last_progress = ""
-    while True:
-        batch = hook.get_batch(batch_name)
-        if batch.progress != last_progress:
-            last_progress = batch.progress
-            log.info("Batch %s: %s", batch_name, last_progress)
-        remaining = deadline - time.time()
-        if batch.state.is_terminal or remaining <= 0:
-            return batch
-        time.sleep(min(poll_interval, remaining))
+        cancel(batch.name, "the wait ended on an error")
+    raise GeminiBatchError(outcome.message)

@@ -63,6 +63,13 @@ def truncate(text: str, limit: int = MAX_SERVICE_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _sentences(text: str, hint: str) -> str:
+    """``text``, then ``hint`` as a sentence of its own, with exactly one period between them."""
+    if not hint:
+        return text
+    return f"{text.rstrip().rstrip('.')}. {hint}"
+
+
 class GeminiBatchError(AirflowException):
     """Root of every error this provider raises."""
 
@@ -103,7 +110,7 @@ class GeminiBatchAPIError(GeminiBatchError):
         self.retry_after = retry_after
         label = f"HTTP {http_status}" + (f" {status}" if status else "")
         text = f"Gemini API error {label}: {self.service_message or '(no message)'}"
-        super().__init__(f"{text}. {hint}" if hint else text)
+        super().__init__(_sentences(text, hint))
 
 
 class GeminiBatchInvalidArgumentError(GeminiBatchAPIError):
@@ -162,11 +169,15 @@ class GeminiBatchJobError(GeminiBatchError):
         self.batch_name = batch_name
         self.state = state
         self.service_message = truncate(service_message) if service_message else None
-        text = f"Batch {batch_name} ended in state {state}"
+        text = self.headline(batch_name, state.removeprefix("BATCH_STATE_"))
         if self.service_message:
             text += f": {self.service_message}"
-        hint = hint or self.default_hint
-        super().__init__(f"{text}. {hint}" if hint else text)
+        super().__init__(_sentences(text, hint or self.default_hint))
+
+    @staticmethod
+    def headline(batch_name: str, state: str) -> str:
+        """The message's first words."""
+        return f"Batch {batch_name} ended in state {state}"
 
 
 class GeminiBatchFailed(GeminiBatchJobError):
@@ -187,6 +198,11 @@ class GeminiBatchExpired(GeminiBatchJobError):
 
 class GeminiBatchTimeout(GeminiBatchJobError):
     """The wall-clock deadline passed before the job reached a terminal state."""
+
+    @staticmethod
+    def headline(batch_name: str, state: str) -> str:
+        """Say the wait ended, not the job: it was still going."""
+        return f"Gave up waiting for batch {batch_name}"
 
 
 class GeminiBatchPartialFailure(GeminiBatchJobError):

@@ -19,9 +19,10 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchError,
     GeminiBatchIncompleteResults,
+    GeminiBatchServerError,
 )
 from airflow_provider_gemini_batch.hooks import _api
-from airflow_provider_gemini_batch.hooks._retry import RetryPolicy
+from airflow_provider_gemini_batch.hooks._retry import RetryPolicy, ambiguous_create
 from airflow_provider_gemini_batch.hooks._sources import open_destination, open_source
 from airflow_provider_gemini_batch.hooks._transport import (
     DEFAULT_BASE_URL,
@@ -30,7 +31,15 @@ from airflow_provider_gemini_batch.hooks._transport import (
     SyncClient,
 )
 from airflow_provider_gemini_batch.hooks._upload import DEFAULT_CHUNK_BYTES, ResumableUpload
+from airflow_provider_gemini_batch.idempotency import key_marker
 from airflow_provider_gemini_batch.models import Batch, BatchResult, GeminiFile
+from airflow_provider_gemini_batch.watch import (
+    DEFAULT_OUTAGE_LIMIT,
+    DEFAULT_POLL_INTERVAL,
+    BatchWatch,
+    Finish,
+    WaitOutcome,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
@@ -288,7 +297,14 @@ class GeminiBatchHook(BaseHook):
             embeddings=embeddings,
             extra_batch_fields=extra_batch_fields,
         )
-        batch = self.client.call(call)
+        try:
+            batch = self.client.call(call)
+        except GeminiBatchServerError as exc:
+            if exc.http_status != 200:
+                raise
+            # The service said yes but the reply could not be read: a job exists and its name is lost,
+            # exactly as when the reply never came. Resolved by lookup, never by creating again.
+            raise ambiguous_create(call, "the reply could not be read") from exc
         self.log.info("Created batch %s on %s (%s)", batch.name, batch.model, batch.state.short_name)
         return batch
 
@@ -303,6 +319,76 @@ class GeminiBatchHook(BaseHook):
     def cancel_batch(self, name: str) -> None:
         """Ask the service to cancel a batch job (it turns CANCELLED shortly after)."""
         self.client.call(_api.cancel_batch(name))
+
+    def cancel_quietly(self, name: str, why: str) -> bool:
+        """Cancel a job on an exit path; a failure is logged, never raised over the error being reported.
+
+        :param why: the reason, for the log: ``"the task was killed"``.
+        :return: whether the service accepted the cancel.
+        """
+        try:
+            self.cancel_batch(name)
+        except GeminiBatchError as exc:
+            self.log.error("Could not cancel batch %s after %s: %s", name, why, exc)
+            return False
+        self.log.warning("Cancelled batch %s because %s", name, why)
+        return True
+
+    def wait_for_batch(
+        self,
+        name: str,
+        *,
+        deadline: float,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        outage_limit: float = DEFAULT_OUTAGE_LIMIT,
+    ) -> WaitOutcome:
+        """Poll a job from this process until it is terminal, the deadline passes, or the service stays away.
+
+        The worker-side twin of ``GeminiBatchTrigger``: both are loops around ``watch.BatchWatch``, so
+        they end alike. Transient errors are ridden out for ``outage_limit`` seconds; nothing here
+        cancels the job (the caller decides, see ``_completion.settle``).
+
+        :param deadline: Unix time at which to stop waiting (outcome ``timeout``).
+        :param poll_interval: seconds between polls.
+        :param outage_limit: seconds of failing polls in a row that end the wait (outcome ``outage``).
+        """
+        watch = BatchWatch(name, poll_interval, deadline, outage_limit)
+        while True:
+            outcome: Batch | GeminiBatchError
+            try:
+                outcome = self.get_batch(name)
+            except GeminiBatchError as exc:
+                outcome = exc
+            decision = watch.observe(outcome, time.time())
+            for line in decision.log:
+                self.log.log(line.level, line.message, *line.args)
+            if isinstance(decision, Finish):
+                return decision.outcome
+            time.sleep(decision.delay)
+
+    def find_batch_by_key(self, key: str, *, exclude: Collection[str] = ()) -> Batch | None:
+        """The newest job whose display name carries the idempotency ``key`` (see ``keyed_display_name``).
+
+        :param exclude: job names to pass over (jobs of earlier tries already known to have ended).
+        """
+        marker = key_marker(key)
+        found = [
+            batch
+            for batch in self.list_batches()
+            if (batch.display_name or "").endswith(marker) and batch.name not in exclude
+        ]
+        if not found:
+            return None
+        found.sort(key=lambda batch: batch.create_time.timestamp() if batch.create_time else 0.0)
+        if len(found) > 1:
+            self.log.warning("%d jobs carry key %s; using the newest, %s", len(found), key, found[-1].name)
+        # List replies never carry inline results: fetch the job itself.
+        return self.get_batch(found[-1].name)
+
+    def find_batches_by_key(self, key: str) -> list[Batch]:
+        """Every job whose display name carries the idempotency ``key``, as listed (no inline results)."""
+        marker = key_marker(key)
+        return [batch for batch in self.list_batches() if (batch.display_name or "").endswith(marker)]
 
     def delete_batch(self, name: str) -> None:
         """Delete a batch job."""

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_gemini_batch._completion import (
-    ExitActions,
-    FailurePolicy,
-    cancel_quietly,
-    finish_from_event,
-    raise_for_outcome,
-    timeout_error,
-    wait_until_terminal,
-)
-from airflow_provider_gemini_batch._idempotency import (
-    find_earlier_job,
-    idempotency_key,
-    keyed_display_name,
-    remember,
-    resolve_ambiguous_create,
-)
+from airflow_provider_gemini_batch._completion import ExitActions, FailurePolicy, settle
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchAmbiguousCreateError,
     GeminiBatchError,
@@ -33,18 +19,38 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchNotFoundError,
 )
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.models import Batch, BatchState
-from airflow_provider_gemini_batch.operators._inputs import prepare_input
+from airflow_provider_gemini_batch.idempotency import (
+    STORE_KEY,
+    SubmitRecord,
+    choose_for_earlier_job,
+    idempotency_key,
+    keyed_display_name,
+)
+from airflow_provider_gemini_batch.models import Batch
+from airflow_provider_gemini_batch.operators._inputs import PreparedInput, prepare_input
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
+from airflow_provider_gemini_batch.watch import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, WaitOutcome
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 DEFAULT_TIMEOUT = timedelta(hours=48)
+# Creates sent in one try when each outcome stays unknown past its in-flight window.
+_MAX_CREATE_ROUNDS = 3
+# Seconds between lookups by key while a create of unknown outcome may still land.
+_LOOKUP_INTERVAL = 5.0
 
 
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _task_state_store(context: Context) -> Any:
+    """The task state store (Airflow 3.3+), else ``None``."""
+    try:
+        return context.get("task_state_store")
+    except AttributeError:
+        return None
 
 
 class GeminiBatchBaseOperator(BaseOperator):
@@ -66,12 +72,17 @@ class GeminiBatchBaseOperator(BaseOperator):
 
 
 class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
-    """Submit a Gemini batch job and, by default, wait for it without holding a worker slot.
+    """Submit a Gemini batch job and, by default, wait for it in the triggerer, holding no worker slot.
 
     Pass exactly one input. Inline requests whose body would exceed the service's 20 MB limit are
     uploaded as a JSONL file for you. Input is validated before anything is uploaded or created.
     The batch name is pushed to XCom (key ``batch_name``) the moment the job exists, and returned;
     a file job's input file name is pushed too (key ``input_file``), for cleanup tasks.
+
+    Durable by default: a task instance pays for one job at a time. A retry (or a worker crash, or
+    a clear) reconnects to a job that is still running, returns one that SUCCEEDED, and submits a
+    fresh job for one that ended FAILED, CANCELLED or EXPIRED; a create whose outcome is unknown is
+    looked up by key, never blindly sent again (see ``airflow_provider_gemini_batch.idempotency``).
 
     :param model: e.g. ``gemini-2.5-flash`` (``models/`` is added).
     :param requests: inline requests: ``{"key", "request"}`` dicts, or flat records holding
@@ -82,24 +93,29 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     :param key_field: the field of ``requests`` records that holds each request's key.
     :param embeddings: submit an embeddings job (``asyncBatchEmbedContent``) instead of ``generateContent``.
     :param wait_for_completion: wait until the job is terminal (else return right after submitting).
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param deferrable: wait in the triggerer (default True, whatever ``[operators] default_deferrable``
+        says: a job can run for a day, and a worker-side wait holds a slot all that time).
+        ``False`` polls from the worker, with the same outcomes.
     :param poll_interval: seconds between status checks.
     :param timeout: wall-clock limit on the wait (seconds or timedelta, default 48 h).
-    :param cancel_on_kill: cancel the job when the task is killed (sync wait) or, on Airflow 3.3+,
-        marked failed or cleared while deferred.
+    :param outage_limit: how long the wait rides out an unreachable service (seconds or timedelta,
+        default 1 h); then the task fails and the job is left running, for a retry to reconnect to.
+    :param cancel_on_kill: cancel the job when the task is killed (worker-side wait) or, on Airflow
+        3.3+, marked failed or succeeded while deferred. Clearing a deferred task leaves the job
+        running: the task's next try reconnects to it.
     :param cancel_on_timeout: cancel the job when ``timeout`` passes.
-    :param cancel_on_error: cancel the job when the wait gives up on repeated errors (the job's state
-        can no longer be watched, so it would run, and bill, unobserved).
+    :param cancel_on_error: cancel the job when the wait ends on a permanent error (401/403, invalid
+        argument). An outage never cancels.
     :param max_failed_requests: fail the task when more requests than this failed (job SUCCEEDED).
     :param max_failed_ratio: fail the task when a larger share than this failed (0.0 to 1.0).
         With neither set, the task fails only when every request failed.
     :param extra_batch_fields: other fields of the create body's ``batch`` object, passed as given,
         e.g. ``{"priority": "10"}`` or ``{"webhookConfig": {"uris": [...]}}``.
-    :param reattach: submit once per task instance: a later try (a retry, or after a worker crash)
-        finds the job an earlier try created and waits on it instead of paying for another. The
-        job's display name carries a key derived from dag_id, task_id, run_id and map_index.
-    :param resubmit_on_failure: on a later try, submit a new job when the earlier one ended FAILED,
-        CANCELLED or EXPIRED (default: report that outcome again without paying twice).
+    :param durable: submit once per task instance (see above). The job's display name carries a key
+        derived from dag_id, task_id, run_id and map_index; the job's name is kept in the task state
+        store (Airflow 3.3+) or found by that key (3.0-3.2).
+    :param resubmit_on_failure: with ``durable``, submit a fresh job when the earlier try's job ended
+        FAILED, CANCELLED or EXPIRED (default). ``False`` reports that outcome again without paying.
     """
 
     template_fields: Sequence[str] = (
@@ -125,17 +141,18 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         key_field: str = "key",
         embeddings: bool | None = None,
         wait_for_completion: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 30.0,
+        deferrable: bool = True,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
+        outage_limit: float | timedelta = DEFAULT_OUTAGE_LIMIT,
         cancel_on_kill: bool = True,
         cancel_on_timeout: bool = True,
         cancel_on_error: bool = True,
         max_failed_requests: int | None = None,
         max_failed_ratio: float | None = None,
         extra_batch_fields: dict[str, Any] | None = None,
-        reattach: bool = True,
-        resubmit_on_failure: bool = False,
+        durable: bool = True,
+        resubmit_on_failure: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -160,16 +177,17 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.wait_timeout = _seconds(timeout)
+        self.outage_limit = _seconds(outage_limit)
         self.cancel_on_kill = cancel_on_kill
         self.exit_actions = ExitActions(cancel_on_timeout=cancel_on_timeout, cancel_on_error=cancel_on_error)
         self.extra_batch_fields = extra_batch_fields
         self.failure_policy = FailurePolicy(max_failed_requests, max_failed_ratio)
-        self.reattach = reattach
+        self.durable = durable
         self.resubmit_on_failure = resubmit_on_failure
         self._batch_name: str | None = None
 
     def execute(self, context: Context) -> str:
-        batch = self._submit_once(context)
+        batch = self._submit_durably(context) if self.durable else self._create_once(context)
         self._batch_name = batch.name
         context["ti"].xcom_push(key="batch_name", value=batch.name)
         if batch.input_file:  # Uploaded here from input_path or oversized inline requests: cleanup needs it.
@@ -177,50 +195,148 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         if not self.wait_for_completion:
             return batch.name
         deadline = time.time() + self.wait_timeout
+        if self.deferrable and not batch.state.is_terminal:
+            # It may already be done: don't defer for nothing. A failed look is the trigger's to judge.
+            with contextlib.suppress(GeminiBatchError):
+                batch = self.hook.get_batch(batch.name)
+        if batch.state.is_terminal:  # Returned by an earlier try, or finished already.
+            return self._finish(context, WaitOutcome("terminal", batch, f"Batch {batch.progress}"))
         if self.deferrable:
-            batch = self.hook.get_batch(batch.name)  # It may already be done: don't defer for nothing.
-            if not batch.state.is_terminal:
-                self.defer(
-                    trigger=GeminiBatchTrigger(
-                        batch_name=batch.name,
-                        gemini_conn_id=self.gemini_conn_id,
-                        poll_interval=self.poll_interval,
-                        deadline=deadline,
-                        cancel_on_kill=self.cancel_on_kill,
-                    ),
-                    method_name="execute_complete",
-                )
-        else:
-            batch = wait_until_terminal(self.hook, batch.name, poll_interval=self.poll_interval, deadline=deadline)
-            if not batch.state.is_terminal:
-                raise timeout_error(
-                    batch, self.hook, self.exit_actions.cancel_on_timeout, f"waited {self.wait_timeout:.0f} s"
-                )
-        raise_for_outcome(batch, self.failure_policy)
-        return batch.name
+            self.defer(
+                trigger=GeminiBatchTrigger(
+                    batch_name=batch.name,
+                    gemini_conn_id=self.gemini_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=deadline,
+                    outage_limit=self.outage_limit,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+            )
+        outcome = self.hook.wait_for_batch(
+            batch.name, deadline=deadline, poll_interval=self.poll_interval, outage_limit=self.outage_limit
+        )
+        return self._finish(context, outcome)
 
-    def _submit_once(self, context: Context) -> Batch:
-        """Reattach to the job of an earlier try of this task instance, or create one."""
-        if not self.reattach:
-            return self._create(self.display_name)
-        key = idempotency_key(context)
-        scan = getattr(context["ti"], "try_number", 1) > 1
-        earlier = find_earlier_job(self.hook, context, key, scan=scan)
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the trigger fired: validate its event and turn it into success or a distinct error."""
+        return self._finish(context, WaitOutcome.from_event(event))
+
+    def _finish(self, context: Context, outcome: WaitOutcome) -> str:
+        """End the task from how the wait ended: the same for the trigger's event and the worker's wait."""
+        self._cancel_late_duplicates(context, outcome.batch.name)
+        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly).name
+
+    def on_kill(self) -> None:
+        if self._batch_name and self.cancel_on_kill:
+            self.hook.cancel_quietly(self._batch_name, "the task was killed")
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    def _create_once(self, context: Context) -> Batch:
+        """Create a job, with no durable bookkeeping (``durable=False``)."""
+        return self._create(self._prepare(), self.display_name)
+
+    def _submit_durably(self, context: Context) -> Batch:
+        """Reconnect to, return, or replace the job of an earlier try; create one only when none may exist."""
+        ti = context["ti"]
+        key = idempotency_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+        store = _task_state_store(context)
+        record = SubmitRecord.from_json(store.get(STORE_KEY) if store is not None else None, key)
+        earlier: Batch | None = None
+        if record.batch_name:
+            try:
+                earlier = self.hook.get_batch(record.batch_name)
+            except GeminiBatchNotFoundError:
+                self.log.warning("Batch %s of an earlier try no longer exists", record.batch_name)
+        elif record.create_in_flight:
+            self.log.warning("An earlier try sent a create and never learnt its outcome")
+            record.in_doubt = True
+            earlier = self._await_create_in_flight(record)
+        elif store is None and getattr(ti, "try_number", 1) > 1:
+            earlier = self.hook.find_batch_by_key(key)  # Airflow before 3.3: no store, look the key up.
         if earlier is not None:
-            failed_before = earlier.state.is_terminal and earlier.state is not BatchState.SUCCEEDED
-            if not (failed_before and self.resubmit_on_failure):
-                self.log.info("Reattaching to %s (%s), created by an earlier try", earlier.name, earlier.progress)
+            choice = choose_for_earlier_job(earlier, self.resubmit_on_failure)
+            if choice != "resubmit":
+                self.log.info("Reconnecting to %s (%s), created by an earlier try", earlier.name, earlier.progress)
+                record.batch_name = earlier.name
+                self._save(store, record)
                 return earlier
-            self.log.warning("%s from an earlier try ended %s: submitting a new job", earlier.name, earlier.progress)
-        try:
-            batch = self._create(keyed_display_name(self.display_name, key, context))
-        except GeminiBatchAmbiguousCreateError as error:
-            batch = resolve_ambiguous_create(self.hook, key, error)
-        remember(context, batch.name)
-        return batch
+            self.log.warning("%s of an earlier try ended %s: submitting a fresh job", earlier.name, earlier.progress)
+            record.superseded.append(earlier.name)
+        display_name = keyed_display_name(self.display_name, key, f"{ti.dag_id}.{ti.task_id}")
+        return self._create_durably(self._prepare(), display_name, store, record)
 
-    def _create(self, display_name: str | None) -> Batch:
-        prepared = prepare_input(
+    def _create_durably(self, prepared: PreparedInput, display_name: str, store: Any, record: SubmitRecord) -> Batch:
+        """Record the intent, send the create, and resolve an unknown outcome by lookup, not by resending."""
+        for _ in range(_MAX_CREATE_ROUNDS):
+            record.batch_name, record.sent_at = None, time.time()
+            self._save(store, record)
+            try:
+                batch = self._create(prepared, display_name)
+            except GeminiBatchAmbiguousCreateError as error:
+                self.log.warning("%s", error)
+                record.in_doubt = True
+                found = self._await_create_in_flight(record)
+                if found is None:
+                    self.log.warning("No job with key %s appeared: sending the create again", record.key)
+                    continue
+                batch = found
+            record.batch_name = batch.name
+            self._save(store, record)
+            return batch
+        raise GeminiBatchError(
+            f"{_MAX_CREATE_ROUNDS} creates in a row had an unknown outcome and no job appeared for any of them; "
+            "check the service's status before running the task again"
+        )
+
+    def _await_create_in_flight(self, record: SubmitRecord) -> Batch | None:
+        """Look a create of unknown outcome up by key until it can no longer land; the job, or ``None``."""
+        until = record.in_flight_until(self.hook.settings.timeout)
+        self.log.warning(
+            "A create sent %.0f s ago may still reach the service: looking for a job with key %s for up to %.0f s, "
+            "and creating none meanwhile",
+            time.time() - (record.sent_at or 0.0),
+            record.key,
+            max(0.0, until - time.time()),
+        )
+        while True:
+            found = self.hook.find_batch_by_key(record.key, exclude=record.superseded)
+            if found is not None:
+                self.log.warning("Found %s, created by the create of unknown outcome: using it", found.name)
+                return found
+            left = until - time.time()
+            if left <= 0:
+                return None
+            time.sleep(min(_LOOKUP_INTERVAL, left))
+
+    def _cancel_late_duplicates(self, context: Context, keep: str) -> None:
+        """Cancel any job that a create of unknown outcome made after another was used instead."""
+        store = _task_state_store(context) if self.durable else None
+        if store is None:
+            return
+        record = SubmitRecord.from_json(store.get(STORE_KEY), "")
+        if not record.in_doubt:
+            return
+        try:
+            duplicates = [
+                batch
+                for batch in self.hook.find_batches_by_key(record.key)
+                if batch.name != keep and batch.name not in record.superseded and not batch.state.is_terminal
+            ]
+        except GeminiBatchError as exc:
+            self.log.warning("Could not look for late duplicates of %s: %s", keep, exc)
+            return
+        for batch in duplicates:
+            self.log.warning("%s carries this task's key but landed late, after %s was used", batch.name, keep)
+            self.hook.cancel_quietly(batch.name, "it is a late duplicate of " + keep)
+
+    def _save(self, store: Any, record: SubmitRecord) -> None:
+        if store is not None:
+            store.set(STORE_KEY, record.as_json())
+
+    def _prepare(self) -> PreparedInput:
+        return prepare_input(
             self.hook,
             requests=self.requests,
             input_file=self.input_file,
@@ -228,6 +344,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             display_name=self.display_name,
             key_field=self.key_field,
         )
+
+    def _create(self, prepared: PreparedInput, display_name: str | None) -> Batch:
         create = self.hook.create_embeddings_batch if self.embeddings else self.hook.create_batch
         return create(
             self.model,
@@ -236,14 +354,6 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             display_name=display_name,
             extra_batch_fields=self.extra_batch_fields,
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        """Resume after the trigger fired: validate its event and turn it into success or a distinct error."""
-        return finish_from_event(event, self.hook, self.failure_policy, self.exit_actions).name
-
-    def on_kill(self) -> None:
-        if self._batch_name and self.cancel_on_kill:
-            cancel_quietly(self.hook, self._batch_name, "the task was killed")
 
 
 class GeminiSubmitEmbeddingsBatchOperator(GeminiSubmitBatchOperator):
@@ -307,11 +417,12 @@ class GeminiCancelBatchOperator(GeminiBatchBaseOperator):
         self.log.info("Asked the service to cancel batch %s", batch.name)
         if self.wait_for_termination:
             deadline = time.time() + self.wait_timeout
-            batch = wait_until_terminal(self.hook, batch.name, poll_interval=self.poll_interval, deadline=deadline)
-            if not batch.state.is_terminal:
+            outcome = self.hook.wait_for_batch(batch.name, deadline=deadline, poll_interval=self.poll_interval)
+            if outcome.kind != "terminal":
                 raise GeminiBatchError(
-                    f"Batch {batch.name} was still {batch.state.short_name} {self.wait_timeout:.0f} s after cancelling."
+                    f"Batch {batch.name} was cancelled but did not reach a final state: {outcome.message}"
                 )
+            batch = outcome.batch
         return batch.summary()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -10,9 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_gemini_batch._completion import ExitActions, FailurePolicy, finish_from_event, raise_for_outcome
+from airflow_provider_gemini_batch._completion import ExitActions, FailurePolicy, settle
+from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.models import Batch
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
+from airflow_provider_gemini_batch.watch import (
+    DEFAULT_OUTAGE_LIMIT,
+    DEFAULT_POLL_INTERVAL,
+    BatchWatch,
+    Finish,
+    WaitOutcome,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -21,17 +31,23 @@ if TYPE_CHECKING:
 class GeminiBatchSensor(BaseSensorOperator):
     """Wait until a batch job is terminal; return its summary, or raise its outcome's exception.
 
-    Deferrable by default: the wait runs in the triggerer and holds no worker slot. ``mode="poke"``
-    or ``"reschedule"`` with ``deferrable=False`` poll from the worker instead (there the sensor's
-    own ``timeout`` raises Airflow's sensor timeout, and the job is left as is).
+    Deferrable by default: the wait runs in the triggerer and holds no worker slot. With
+    ``deferrable=False`` it polls from the worker: ``mode="poke"`` runs the same wait as the trigger
+    (same outcomes, messages and exceptions); ``mode="reschedule"`` polls once per reschedule, and
+    there a failed poll just counts as "not yet" until the sensor's ``timeout``.
+
+    When ``timeout`` passes, the sensor raises ``GeminiBatchTimeout`` (in reschedule mode: Airflow's
+    own sensor timeout) and leaves the job running unless ``cancel_on_timeout=True`` (the sensor did
+    not start the job; reschedule mode never cancels).
 
     :param batch_name: ``batches/...`` (templated; usually ``"{{ ti.xcom_pull('submit') }}"``).
     :param gemini_conn_id: the ``gemini`` connection.
     :param deferrable: wait in the triggerer (default True).
-    :param poll_interval: seconds between status checks (``poke_interval`` is used when not deferrable).
+    :param poll_interval: seconds between status checks (``poke_interval`` in reschedule mode).
     :param timeout: the wait's wall-clock deadline (default 48 h).
+    :param outage_limit: how long to ride out an unreachable service (default 1 h; not in reschedule mode).
     :param cancel_on_timeout: cancel the job at the deadline (default False: the sensor did not start it).
-    :param cancel_on_kill: cancel the job when the deferred task is killed (Airflow 3.3+; default False).
+    :param cancel_on_kill: cancel the job when the deferred task is marked failed (Airflow 3.3+; default False).
     :param max_failed_requests: see ``GeminiSubmitBatchOperator``.
     :param max_failed_ratio: see ``GeminiSubmitBatchOperator``.
     """
@@ -45,8 +61,9 @@ class GeminiBatchSensor(BaseSensorOperator):
         batch_name: str,
         gemini_conn_id: str = GeminiBatchHook.default_conn_name,
         deferrable: bool = True,
-        poll_interval: float = 30.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta = timedelta(hours=48),
+        outage_limit: float | timedelta = DEFAULT_OUTAGE_LIMIT,
         cancel_on_timeout: bool = False,
         cancel_on_kill: bool = False,
         max_failed_requests: int | None = None,
@@ -59,6 +76,7 @@ class GeminiBatchSensor(BaseSensorOperator):
         self.gemini_conn_id = gemini_conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.outage_limit = outage_limit.total_seconds() if isinstance(outage_limit, timedelta) else outage_limit
         self.cancel_on_kill = cancel_on_kill
         self.exit_actions = ExitActions(cancel_on_timeout=cancel_on_timeout, cancel_on_error=False)
         self.failure_policy = FailurePolicy(max_failed_requests, max_failed_ratio)
@@ -69,31 +87,48 @@ class GeminiBatchSensor(BaseSensorOperator):
         return GeminiBatchHook(gemini_conn_id=self.gemini_conn_id)
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
+        if not self.deferrable and self.mode == "reschedule":
             return super().execute(context)
-        batch = self.hook.get_batch(self.batch_name)
-        if batch.state.is_terminal:
-            raise_for_outcome(batch, self.failure_policy)
-            return batch.summary()
+        deadline = time.time() + self.timeout
+        if not self.deferrable:
+            outcome = self.hook.wait_for_batch(
+                self.batch_name, deadline=deadline, poll_interval=self.poll_interval, outage_limit=self.outage_limit
+            )
+            return self._finish(outcome)
+        with contextlib.suppress(GeminiBatchError):  # A failed look is the trigger's to judge.
+            batch = self.hook.get_batch(self.batch_name)
+            if batch.state.is_terminal:
+                return self._finish(WaitOutcome("terminal", batch, f"Batch {batch.progress}"))
         self.defer(
             trigger=GeminiBatchTrigger(
-                batch_name=batch.name,
+                batch_name=self.batch_name,
                 gemini_conn_id=self.gemini_conn_id,
                 poll_interval=self.poll_interval,
-                deadline=time.time() + self.timeout,
+                deadline=deadline,
+                outage_limit=self.outage_limit,
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        batch = self.hook.get_batch(self.batch_name)
-        self.log.info("Batch %s: %s", batch.name, batch.progress)
-        if not batch.state.is_terminal:
+        """One poll (reschedule mode): the watch's decision on it, with Airflow's timeout as the deadline."""
+        watch = BatchWatch(self.batch_name, self.poll_interval, deadline=float("inf"), outage_limit=float("inf"))
+        outcome: Batch | GeminiBatchError
+        try:
+            outcome = self.hook.get_batch(self.batch_name)
+        except GeminiBatchError as exc:
+            outcome = exc
+        decision = watch.observe(outcome, time.time())
+        for line in decision.log:
+            self.log.log(line.level, line.message, *line.args)
+        if not isinstance(decision, Finish):
             return False
-        raise_for_outcome(batch, self.failure_policy)
-        return PokeReturnValue(is_done=True, xcom_value=batch.summary())
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(decision.outcome))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: validate its event and return the summary or raise."""
-        return finish_from_event(event, self.hook, self.failure_policy, self.exit_actions).summary()
+        return self._finish(WaitOutcome.from_event(event))
+
+    def _finish(self, outcome: WaitOutcome) -> dict[str, Any]:
+        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly).summary()

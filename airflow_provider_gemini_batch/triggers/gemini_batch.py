@@ -11,20 +11,12 @@ from typing import Any, ClassVar, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_gemini_batch._completion import make_event
-from airflow_provider_gemini_batch.exceptions import (
-    GeminiBatchConnectionError,
-    GeminiBatchError,
-    GeminiBatchRateLimitError,
-    GeminiBatchServerError,
-)
+from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import Batch
+from airflow_provider_gemini_batch.watch import DEFAULT_OUTAGE_LIMIT, BatchWatch, Finish, WaitOutcome
 
 T = TypeVar("T")
-
-# Errors that say nothing about the job, only about the road to it: keep polling.
-_TRANSIENT_ERRORS = (GeminiBatchConnectionError, GeminiBatchServerError, GeminiBatchRateLimitError)
 
 
 # Semaphores per event loop (a triggerer runs every trigger on one loop) and limit: see max_concurrent_polls.
@@ -65,24 +57,31 @@ async def _within(awaitable: Awaitable[T], seconds: float) -> T:
     return task.result()
 
 
+# Task instance states in which a user ended the task (mark failed / succeeded): its job goes too.
+# Any other state after a kill means the task was cleared and will run again.
+_ENDED_BY_USER_STATES = ["failed", "success", "skipped", "upstream_failed", "removed"]
+
+
 class GeminiBatchTrigger(BaseTrigger):
-    """Poll one batch job by name until it is terminal or the deadline passes; emit exactly one event.
+    """Poll one batch job by name until it is terminal, the deadline passes or the service stays away; emit one event.
 
-    It only polls: it never creates a job, so a triggerer restart or two triggerers running the same
-    trigger (HA) cannot submit a duplicate. The deadline is an absolute wall-clock time, so a
-    re-created trigger keeps the original one.
+    A thin async loop around ``watch.BatchWatch``, the same decision the worker-side wait
+    (``GeminiBatchHook.wait_for_batch``) uses, so the two end alike. It only polls: it never creates a
+    job, so a triggerer restart or two triggerers running the same trigger (HA) cannot submit a
+    duplicate. The deadline is an absolute wall-clock time, so a re-created trigger keeps it.
 
-    The event is ``{"status", "reason", "batch_name", "batch", "message"}`` with status ``terminal``
-    (reason: the final state), ``timeout`` (reason ``deadline``) or ``error`` (reason ``poll_errors``
-    or ``api_error``).
+    The event is ``watch.WaitOutcome.as_event()``: ``{"status", "reason", "batch_name", "batch",
+    "message"}`` with status ``terminal`` (reason: the final state), ``timeout`` (reason
+    ``deadline``) or ``error`` (reason ``outage`` or ``api_error``).
 
     :param batch_name: ``batches/...`` to wait for.
     :param gemini_conn_id: the ``gemini`` connection.
     :param poll_interval: seconds between polls.
     :param deadline: Unix time at which to stop waiting (``timeout`` event).
-    :param max_consecutive_errors: transient poll failures in a row tolerated before giving up.
-    :param cancel_on_kill: cancel the job when a user marks the deferred task failed or clears it
-        (Airflow 3.3+, ``BaseTrigger.on_kill``).
+    :param outage_limit: seconds of failing polls in a row after which to stop (``outage`` event).
+    :param cancel_on_kill: cancel the job when a user marks the deferred task failed or succeeded
+        (Airflow 3.3+, ``BaseTrigger.on_kill``). A cleared task keeps its job: its next try reconnects.
+    :param max_consecutive_errors: ignored; accepted so that triggers serialized by 0.1 still load.
     """
 
     #: Polls in flight at once across every GeminiBatchTrigger of one triggerer (one event loop); the
@@ -101,15 +100,16 @@ class GeminiBatchTrigger(BaseTrigger):
         gemini_conn_id: str,
         poll_interval: float,
         deadline: float,
-        max_consecutive_errors: int = 5,
+        outage_limit: float = DEFAULT_OUTAGE_LIMIT,
         cancel_on_kill: bool = True,
+        max_consecutive_errors: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.batch_name = batch_name
         self.gemini_conn_id = gemini_conn_id
         self.poll_interval = float(poll_interval)
         self.deadline = float(deadline)
-        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.outage_limit = float(outage_limit)
         self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -120,7 +120,7 @@ class GeminiBatchTrigger(BaseTrigger):
                 "gemini_conn_id": self.gemini_conn_id,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
-                "max_consecutive_errors": self.max_consecutive_errors,
+                "outage_limit": self.outage_limit,
                 "cancel_on_kill": self.cancel_on_kill,
             },
         )
@@ -132,50 +132,67 @@ class GeminiBatchTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         try:
-            yield TriggerEvent(await self._wait(hook))  # type: ignore[no-untyped-call]
+            outcome = await self._wait(hook)
+            yield TriggerEvent(outcome.as_event())  # type: ignore[no-untyped-call]
         finally:
             await hook.aclose()
 
-    async def _wait(self, hook: GeminiBatchHook) -> dict[str, Any]:
-        last = Batch(name=self.batch_name)
-        last_progress = ""
-        errors = 0
+    async def _wait(self, hook: GeminiBatchHook) -> WaitOutcome:
+        watch = BatchWatch(self.batch_name, self.poll_interval, self.deadline, self.outage_limit)
         while True:
+            outcome: Batch | GeminiBatchError
             try:
                 # The hook's own retries honour server delays of minutes: never let them outlast the deadline.
-                remaining = max(self.deadline - time.time(), 1.0)
-                last = await _within(hook.aget_batch(self.batch_name), remaining)
-                errors = 0
+                outcome = await _within(hook.aget_batch(self.batch_name), max(self.deadline - time.time(), 1.0))
             except _PollTimedOut:
-                return make_event(
-                    "timeout", "deadline", last, f"Deadline passed while polling; last seen {last.progress}"
-                )
-            except _TRANSIENT_ERRORS as exc:
-                errors += 1
-                self.log.warning("Poll %d of %s failed: %s", errors, self.batch_name, exc)
-                if errors > self.max_consecutive_errors:
-                    message = f"{errors} polls in a row failed; last error: {exc}"
-                    return make_event("error", "poll_errors", last, message)
+                outcome = GeminiBatchConnectionError(f"Polling {self.batch_name} did not finish before the deadline")
             except GeminiBatchError as exc:
-                return make_event("error", "api_error", last, str(exc))
-            else:
-                if last.progress != last_progress:
-                    last_progress = last.progress
-                    self.log.info("Batch %s: %s", self.batch_name, last_progress)
-                if last.state.is_terminal:
-                    return make_event("terminal", last.state.short_name.lower(), last, f"Batch {last.progress}")
-            remaining = self.deadline - time.time()
-            if remaining <= 0:
-                return make_event("timeout", "deadline", last, f"Deadline passed while the batch was {last.progress}")
-            await asyncio.sleep(min(self.poll_interval, remaining))
+                outcome = exc
+            decision = watch.observe(outcome, time.time())
+            for line in decision.log:
+                self.log.log(line.level, line.message, *line.args)
+            if isinstance(decision, Finish):
+                return decision.outcome
+            await asyncio.sleep(decision.delay)
 
     async def on_kill(self) -> None:
-        """Cancel the job when a user kills the deferred task (Airflow 3.3+ calls this; restarts don't)."""
+        """Cancel the job when a user ends the deferred task (Airflow 3.3+ calls this; restarts don't).
+
+        Airflow calls it for a clear too; then the task runs again and reconnects to the job, so the
+        job is left running.
+        """
         if not self.cancel_on_kill:
+            return
+        if await self._task_runs_again():
+            self.log.info(
+                "The deferred task was cleared: batch %s is left running for the task's next try", self.batch_name
+            )
             return
         hook = self._hook()
         try:
             await hook.acancel_batch(self.batch_name)
-            self.log.warning("Cancelled batch %s because the task was killed", self.batch_name)
+            self.log.warning("Cancelled batch %s because the task was marked failed or succeeded", self.batch_name)
         finally:
             await hook.aclose()
+
+    async def _task_runs_again(self) -> bool:
+        """Whether the killed task instance was cleared (to run again) rather than ended by a user."""
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            map_index = getattr(ti, "map_index", -1)
+            ended = await asyncio.to_thread(
+                RuntimeTaskInstance.get_ti_count,
+                dag_id=ti.dag_id,
+                task_ids=[ti.task_id],
+                run_ids=[ti.run_id],
+                map_index=map_index if map_index is not None and map_index >= 0 else None,
+                states=_ENDED_BY_USER_STATES,
+            )
+        except Exception as exc:  # Any failure to ask: cancel, as before (a job left running bills).
+            self.log.warning("Could not read the state of the killed task (%s); cancelling its batch", exc)
+            return False
+        return ended == 0

@@ -6,16 +6,18 @@ author would catch, and on what the emulator did to the job.
 
 from __future__ import annotations
 
-import asyncio
+import json
+import threading
+import time
 from typing import Any
 
 import httpx
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchCancelled,
+    GeminiBatchConnectionError,
     GeminiBatchError,
     GeminiBatchExpired,
     GeminiBatchFailed,
@@ -26,7 +28,7 @@ from airflow_provider_gemini_batch.exceptions import (
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.operators import GeminiSubmitBatchOperator
 from airflow_provider_gemini_batch.sensors import GeminiBatchSensor
-from tests.airflow_flow import RecordingTaskInstance, first_event, run_task
+from tests.airflow_flow import RecordingTaskInstance, run_task
 
 
 def requests(count: int, failing: int = 0) -> list[dict[str, Any]]:
@@ -41,9 +43,8 @@ def requests(count: int, failing: int = 0) -> list[dict[str, Any]]:
 
 def submit(deferrable: bool, **kwargs: Any) -> GeminiSubmitBatchOperator:
     kwargs.setdefault("requests", requests(4))
-    return GeminiSubmitBatchOperator(
-        task_id="submit", model="gemini-2.5-flash", deferrable=deferrable, poll_interval=0.1, **kwargs
-    )
+    kwargs.setdefault("poll_interval", 0.1)
+    return GeminiSubmitBatchOperator(task_id="submit", model="gemini-2.5-flash", deferrable=deferrable, **kwargs)
 
 
 @pytest.fixture(params=[True, False], ids=["deferrable", "sync"])
@@ -179,22 +180,58 @@ class TestExits:
         assert "Input file has a malformed line" in caplog.text
 
     @pytest.mark.parametrize(("cancel_on_error", "final_state"), [(True, "CANCELLED"), (False, "RUNNING")])
-    def test_a_wait_that_gives_up_on_errors_cancels_the_job_unless_told_not_to(
-        self, no_retry_connection: EmulatorHandle, cancel_on_error: bool, final_state: str
+    def test_a_wait_ended_by_a_permanent_error_cancels_the_job_unless_told_not_to(
+        self, no_retry_connection: EmulatorHandle, deferrable: bool, cancel_on_error: bool, final_state: str
     ) -> None:
         emulator = no_retry_connection
         emulator.control.configure(running_seconds=60)
-        operator = submit(True, cancel_on_error=cancel_on_error)
-        context = {"ti": RecordingTaskInstance()}
-        with pytest.raises(TaskDeferred) as deferred:
-            operator.execute(context)
-        emulator.control.inject_fault("status", status=503, count=50, method="GET")  # The service goes away.
-        event = asyncio.run(first_event(deferred.value))
-        with pytest.raises(GeminiBatchError, match="polls in a row failed"):
-            operator.execute_complete(context, event)
-        emulator.control.clear_faults()
+        # Two: the deferrable path looks once before deferring, and a failed look is left to the trigger.
+        emulator.control.inject_fault("status", status=403, count=2, method="GET", path_contains="batches/")
+        with pytest.raises(GeminiBatchError, match="HTTP 403") as raised:
+            run_task(submit(deferrable, cancel_on_error=cancel_on_error))
+        assert type(raised.value) is GeminiBatchError
         assert emulator.control.batches()[0]["state"] == f"BATCH_STATE_{final_state}"
         assert emulator.control.created_count() == 1
+
+    def test_an_outage_past_its_limit_fails_the_task_and_never_cancels_the_job(
+        self, no_retry_connection: EmulatorHandle, deferrable: bool
+    ) -> None:
+        """Finding 1 (worker wait) and 2 (trigger): an outage ended the wait by cancelling, or abandoning, the job."""
+        emulator = no_retry_connection
+        emulator.control.configure(running_seconds=60)
+        outage = threading.Timer(
+            0.5, emulator.control.inject_fault, ("status",), {"status": 503, "method": "GET", "seconds": 6}
+        )
+        outage.start()  # The service goes away once the wait has begun.
+        try:
+            with pytest.raises(GeminiBatchConnectionError, match="left running: a retry of the task reconnects"):
+                run_task(submit(deferrable, outage_limit=1.5))
+        finally:
+            outage.join()
+        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_RUNNING"
+        assert not [r for r in emulator.control.requests() if r["path"].endswith(":cancel")]
+        assert emulator.control.created_count() == 1
+
+    @pytest.mark.slow
+    def test_a_30_second_outage_is_ridden_out_and_the_job_never_cancelled(
+        self, gemini_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, deferrable: bool
+    ) -> None:
+        """Acceptance: 30 s of 503s on GET batches/{id}, hook max_retries 1: the task succeeds, no cancel."""
+        conn = {
+            "conn_type": "gemini",
+            "host": gemini_emulator.base_url,
+            "password": gemini_emulator.api_key,
+            "extra": {"max_retries": 1},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
+        gemini_emulator.control.configure(running_seconds=10)
+        gemini_emulator.control.inject_fault("status", status=503, method="GET", path_contains="batches/", seconds=30)
+        started = time.monotonic()
+        name, _ = run_task(submit(deferrable, poll_interval=1.0))
+        assert time.monotonic() - started >= 30, "the outage was ridden out, not skipped"
+        (job,) = gemini_emulator.control.batches()
+        assert (job["name"], job["state"]) == (name, "BATCH_STATE_SUCCEEDED")
+        assert not [r for r in gemini_emulator.control.requests() if r["path"].endswith(":cancel")]
 
     def test_extra_batch_fields_reach_the_create(self, emulator: EmulatorHandle) -> None:
         name, _ = run_task(submit(True, extra_batch_fields={"priority": "7"}, wait_for_completion=False))

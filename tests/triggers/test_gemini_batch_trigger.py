@@ -51,15 +51,31 @@ async def test_emits_exactly_one_terminal_event(running_batch: str) -> None:
 
 async def test_transient_errors_are_tolerated(running_batch: str, gemini_connection: EmulatorHandle) -> None:
     gemini_connection.control.inject_fault("status", status=503, count=3, method="GET")
-    (event,) = await events(trigger(running_batch, max_consecutive_errors=3))
+    (event,) = await events(trigger(running_batch))
     assert event["status"] == "terminal"
 
 
-async def test_too_many_errors_in_a_row_end_the_wait(running_batch: str, gemini_connection: EmulatorHandle) -> None:
-    gemini_connection.control.inject_fault("status", status=500, count=10, method="GET")
-    (event,) = await events(trigger(running_batch, max_consecutive_errors=2))
-    assert (event["status"], event["reason"]) == ("error", "poll_errors")
-    assert "3 polls in a row failed" in event["message"]
+async def test_an_outage_past_its_limit_ends_the_wait_and_leaves_the_job_alone(
+    running_batch: str, gemini_connection: EmulatorHandle
+) -> None:
+    gemini_connection.control.configure(running_seconds=60)
+    job = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}])
+    gemini_connection.control.inject_fault("status", status=500, method="GET", seconds=5)
+    (event,) = await events(trigger(job.name, outage_limit=1.0))
+    assert (event["status"], event["reason"]) == ("error", "outage")
+    assert "The job was left running" in event["message"]
+    states = {batch["name"]: batch["state"] for batch in gemini_connection.control.batches()}
+    assert states[job.name] == "BATCH_STATE_RUNNING"
+    assert not [r for r in gemini_connection.control.requests() if r["path"].endswith(":cancel")]
+
+
+async def test_a_permanent_error_ends_the_wait_at_once(running_batch: str, gemini_connection: EmulatorHandle) -> None:
+    gemini_connection.control.inject_fault("status", status=403, count=1, method="GET")
+    started = time.monotonic()
+    (event,) = await events(trigger(running_batch))
+    assert (event["status"], event["reason"]) == ("error", "api_error")
+    assert "HTTP 403" in event["message"]
+    assert time.monotonic() - started < 2
 
 
 async def test_deadline_emits_timeout(running_batch: str, gemini_connection: EmulatorHandle) -> None:
