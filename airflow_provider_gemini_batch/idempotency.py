@@ -81,8 +81,14 @@ class SubmitRecord:
     superseded: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, value: object, key: str) -> SubmitRecord:
-        """Read a stored record; anything else (nothing stored, another key's record) is a fresh one."""
+    def from_json(cls, value: object, key: str | None = None) -> SubmitRecord:
+        """Read a stored record; anything else (nothing stored, another key's record) is a fresh one.
+
+        :param key: the task instance's key; ``None`` takes the stored record's own key.
+        """
+        if key is None:
+            stored_key = value.get("key") if isinstance(value, Mapping) else None
+            key = stored_key if isinstance(stored_key, str) else ""
         if isinstance(value, str) and value:  # What 0.1 stored: the job's name alone.
             return cls(key, batch_name=value)
         if not isinstance(value, Mapping) or value.get("key") != key:

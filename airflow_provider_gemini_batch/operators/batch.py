@@ -315,7 +315,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         store = _task_state_store(context) if self.durable else None
         if store is None:
             return
-        record = SubmitRecord.from_json(store.get(STORE_KEY), "")
+        record = SubmitRecord.from_json(store.get(STORE_KEY))
         if not record.in_doubt:
             return
         try:

@@ -24,8 +24,9 @@ class WorkerCrash(BaseException):
 
 def submit(**kwargs: Any) -> GeminiSubmitBatchOperator:
     kwargs.setdefault("wait_for_completion", True)
+    kwargs.setdefault("poll_interval", 0.1)
     return GeminiSubmitBatchOperator(
-        task_id="submit", model="gemini-2.5-flash", requests=REQUESTS, poll_interval=0.1, deferrable=True, **kwargs
+        task_id="submit", model="gemini-2.5-flash", requests=REQUESTS, deferrable=True, **kwargs
     )
 
 
@@ -177,3 +178,25 @@ def test_the_submit_operator_defers_by_default_whatever_default_deferrable_says(
     )
     _, deferred = run_task(operator, context(1))
     assert deferred
+
+
+@pytest.mark.slow
+def test_a_duplicate_that_lands_after_the_in_flight_window_is_cancelled(
+    gemini_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create held longer than request timeout + 30 s: the task created again, so the late one is cancelled."""
+    connection = {
+        "conn_type": "gemini",
+        "host": gemini_emulator.base_url,
+        "password": gemini_emulator.api_key,
+        "extra": {"timeout": 1, "max_retries": 0},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(connection))
+    gemini_emulator.control.configure(running_seconds=10)
+    gemini_emulator.control.inject_fault("hold_create", seconds=37)  # Lands 6 s after the window (1 + 30 s).
+    store = TaskStateStore()
+    name, _ = run_task(submit(poll_interval=0.5), context(1, store))
+    jobs = {job["name"]: job["state"] for job in gemini_emulator.control.batches()}
+    assert len(jobs) == 2, jobs
+    assert jobs.pop(name) == "BATCH_STATE_SUCCEEDED"
+    assert list(jobs.values()) == ["BATCH_STATE_CANCELLED"], "the late duplicate was cancelled"
