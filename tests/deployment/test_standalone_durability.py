@@ -29,7 +29,7 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
-from tests.deployment._standalone import Deployment, read_states, run_standalone, title, wait_for
+from tests.deployment._standalone import Deployment, listeners, read_states, run_standalone, title, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,9 @@ def test_a_killed_triggerer_is_replaced_and_the_wait_goes_on(
     assert [batch["name"] for batch in jobs] == [job["name"]], f"Expected the one job {job['name']}: {jobs}"
     assert jobs[0]["state"] == "BATCH_STATE_SUCCEEDED", jobs
     assert not _cancels(gemini_emulator_server, job["name"]), f"The job was cancelled.\n{diagnostics}"
+    # The replacement triggerer, started through the same shim, serves no logs beyond loopback either.
+    stray, _ = listeners(standalone.processes())
+    assert not stray, f"Listening beyond loopback: {stray}"
 
 
 @pytest.mark.skipif(not HAS_TASK_STATE_STORE, reason="needs the task state store, Airflow 3.3+")
