@@ -282,6 +282,11 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
                     self.log.warning("No job with key %s appeared: sending the create again", record.key)
                     continue
                 batch = found
+            except GeminiBatchError:
+                # Refused (400, 429 after retries, ...): no job exists, so a retry need not wait for one.
+                record.sent_at = None
+                self._save(store, record)
+                raise
             record.batch_name = batch.name
             self._save(store, record)
             return batch

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
-from airflow_provider_gemini_batch.exceptions import GeminiBatchFailed, GeminiBatchJobError
+from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchFailed,
+    GeminiBatchInvalidArgumentError,
+    GeminiBatchJobError,
+)
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.idempotency import STORE_KEY
 from airflow_provider_gemini_batch.operators import GeminiSubmitBatchOperator
@@ -200,3 +204,15 @@ def test_a_duplicate_that_lands_after_the_in_flight_window_is_cancelled(
     assert len(jobs) == 2, jobs
     assert jobs.pop(name) == "BATCH_STATE_SUCCEEDED"
     assert list(jobs.values()) == ["BATCH_STATE_CANCELLED"], "the late duplicate was cancelled"
+
+
+def test_a_refused_create_leaves_no_intent_so_the_retry_creates_at_once(emulator: EmulatorHandle) -> None:
+    emulator.control.inject_fault("status", status=400, count=1, method="POST", path_contains=":batchGenerateContent")
+    store = TaskStateStore()
+    with pytest.raises(GeminiBatchInvalidArgumentError):
+        run_task(submit(), context(1, store))
+    assert store.values[STORE_KEY]["sent_at"] is None, "a refused create made no job: nothing is in flight"
+    started = time.monotonic()
+    run_task(submit(), context(2, store))
+    assert time.monotonic() - started < 20, "the retry did not wait out an in-flight window for a refused create"
+    assert emulator.control.created_count() == 1
