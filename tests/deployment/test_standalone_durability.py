@@ -155,7 +155,11 @@ def test_a_task_killed_during_its_create_reconnects_on_retry(
     standalone: Deployment, gemini_emulator_server: EmulatorHandle, api: httpx.Client
 ) -> None:
     control = gemini_emulator_server.control
-    control.configure(pending_seconds=0, running_seconds=5)
+    # The reconnected job runs long enough that the trigger fires well after the deferral: an event
+    # within seconds of deferring can meet the LocalExecutor's late report of the deferring process as
+    # "success" while the resumed try is queued, and the scheduler then fails the task (an Airflow race
+    # seen once in CI, not the provider's doing).
+    control.configure(pending_seconds=0, running_seconds=30)
     control.inject_fault("hold_create", seconds=HOLD_CREATE_SECONDS, count=1)
     run_id = _trigger(api, KILLED_CREATE_DAG)
     ti_id = _wait_for_task(standalone, api, KILLED_CREATE_DAG, run_id, "running", DEFER_LIMIT_SECONDS)["id"]
