@@ -1,6 +1,6 @@
 """Durable submit under a real ``airflow standalone``: what clears, marks, kills and restarts do to the job.
 
-One deployment (see ``_standalone.py``) serves the four scenarios, one DAG of ``dags/`` each:
+One deployment (see ``_standalone.py``) serves the four scenarios, one DAG each (``dags/gemini_durability.py``):
 
 - a deferred submit task cleared: the job is kept and the next try reconnects (one job, never cancelled);
 - marked failed while deferred: the job is cancelled on Airflow 3.3 (the trigger's ``on_kill``);
