@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_OUTAGE_LIMIT",
     "DEFAULT_POLL_INTERVAL",
     "BatchWatch",
+    "Decision",
     "Finish",
     "LogLine",
     "PollAgain",

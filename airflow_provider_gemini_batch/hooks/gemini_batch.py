@@ -37,6 +37,7 @@ from airflow_provider_gemini_batch.watch import (
     DEFAULT_OUTAGE_LIMIT,
     DEFAULT_POLL_INTERVAL,
     BatchWatch,
+    Decision,
     Finish,
     WaitOutcome,
 )
@@ -354,29 +355,29 @@ class GeminiBatchHook(BaseHook):
         """
         watch = BatchWatch(name, poll_interval, deadline, outage_limit)
         while True:
-            outcome: Batch | GeminiBatchError
-            try:
-                outcome = self.get_batch(name)
-            except GeminiBatchError as exc:
-                outcome = exc
-            decision = watch.observe(outcome, time.time())
-            for line in decision.log:
-                self.log.log(line.level, line.message, *line.args)
+            decision = self.poll_once(watch)
             if isinstance(decision, Finish):
                 return decision.outcome
             time.sleep(decision.delay)
+
+    def poll_once(self, watch: BatchWatch) -> Decision:
+        """Poll the watched job once, hand the outcome (the job or the error) to ``watch``, log what it says."""
+        outcome: Batch | GeminiBatchError
+        try:
+            outcome = self.get_batch(watch.batch_name)
+        except GeminiBatchError as exc:
+            outcome = exc
+        decision = watch.observe(outcome, time.time())
+        for line in decision.log:
+            self.log.log(line.level, line.message, *line.args)
+        return decision
 
     def find_batch_by_key(self, key: str, *, exclude: Collection[str] = ()) -> Batch | None:
         """The newest job whose display name carries the idempotency ``key`` (see ``keyed_display_name``).
 
         :param exclude: job names to pass over (jobs of earlier tries already known to have ended).
         """
-        marker = key_marker(key)
-        found = [
-            batch
-            for batch in self.list_batches()
-            if (batch.display_name or "").endswith(marker) and batch.name not in exclude
-        ]
+        found = [batch for batch in self.find_batches_by_key(key) if batch.name not in exclude]
         if not found:
             return None
         found.sort(key=lambda batch: batch.create_time.timestamp() if batch.create_time else 0.0)

@@ -14,7 +14,6 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 from airflow_provider_gemini_batch._completion import ExitActions, FailurePolicy, settle
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.models import Batch
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
 from airflow_provider_gemini_batch.watch import (
     DEFAULT_OUTAGE_LIMIT,
@@ -114,14 +113,7 @@ class GeminiBatchSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue | bool:
         """One poll (reschedule mode): the watch's decision on it, with Airflow's timeout as the deadline."""
         watch = BatchWatch(self.batch_name, self.poll_interval, deadline=float("inf"), outage_limit=float("inf"))
-        outcome: Batch | GeminiBatchError
-        try:
-            outcome = self.hook.get_batch(self.batch_name)
-        except GeminiBatchError as exc:
-            outcome = exc
-        decision = watch.observe(outcome, time.time())
-        for line in decision.log:
-            self.log.log(line.level, line.message, *line.args)
+        decision = self.hook.poll_once(watch)
         if not isinstance(decision, Finish):
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(decision.outcome))

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import (
@@ -146,6 +147,22 @@ class TestSensor:
         return GeminiBatchSensor(
             task_id="wait", batch_name=name, deferrable=deferrable, poll_interval=0.1, poke_interval=0.1, **kwargs
         )
+
+    def test_reschedule_mode_pokes_once_a_failed_poll_is_not_yet_and_a_finished_job_is_done(
+        self, batch_name: str, no_retry_connection: EmulatorHandle
+    ) -> None:
+        emulator = no_retry_connection
+        sensor = self.sensor(batch_name, False, mode="reschedule")
+        emulator.control.set_state(batch_name, "RUNNING")
+        assert sensor.poke({}) is False
+        emulator.control.inject_fault("status", status=503, count=10, method="GET")
+        assert sensor.poke({}) is False, "a transient error is 'not yet', not a failure"
+        emulator.control.clear_faults()
+        emulator.control.set_state(batch_name, "SUCCEEDED")
+        done = sensor.poke({})
+        assert isinstance(done, PokeReturnValue)
+        assert done.is_done
+        assert done.xcom_value["state"] == "BATCH_STATE_SUCCEEDED"
 
     def test_returns_the_summary(self, batch_name: str, deferrable: bool) -> None:
         summary, deferred = run_task(self.sensor(batch_name, deferrable))
