@@ -17,10 +17,14 @@ or from a shell: ``python -m airflow_provider_gemini_batch.emulator --port 8765`
 
 from __future__ import annotations
 
-from airflow_provider_gemini_batch.emulator._app import create_app
-from airflow_provider_gemini_batch.emulator._control import EmulatorControl, EmulatorHandle
-from airflow_provider_gemini_batch.emulator._fake_model import ECHO_PREFIX, FAILURE_MARKER
-from airflow_provider_gemini_batch.emulator._server import run_emulator
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_gemini_batch.emulator._app import create_app
+    from airflow_provider_gemini_batch.emulator._control import EmulatorControl, EmulatorHandle
+    from airflow_provider_gemini_batch.emulator._fake_model import ECHO_PREFIX, FAILURE_MARKER
+    from airflow_provider_gemini_batch.emulator._server import run_emulator
 
 __all__ = [
     "ECHO_PREFIX",
@@ -30,3 +34,29 @@ __all__ = [
     "create_app",
     "run_emulator",
 ]
+
+# Imported on first use, not with the package: the pytest plugin (``pytest_plugin``) lives in this
+# package and is loaded into every pytest session of a project that installs the provider, which
+# must not pay for Starlette and uvicorn unless a test starts an emulator.
+_PUBLIC_MODULES = {
+    "ECHO_PREFIX": "_fake_model",
+    "FAILURE_MARKER": "_fake_model",
+    "EmulatorControl": "_control",
+    "EmulatorHandle": "_control",
+    "create_app": "_app",
+    "run_emulator": "_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is used."""
+    module_name = _PUBLIC_MODULES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -2,7 +2,9 @@
 
 The plugin is registered as the ``gemini_batch_emulator`` pytest11 entry point, so in any project
 that installs this provider the fixtures are available without a ``conftest.py``. Nothing starts
-until a test asks for a fixture.
+until a test asks for a fixture, and nothing heavy is imported before: the server (Starlette,
+uvicorn) and the control client are imported inside the fixtures, so installing the provider does not
+change what an unrelated pytest session imports.
 
 - ``gemini_emulator_server`` (session): one emulator for the whole session.
 - ``gemini_emulator``: the same emulator, reset before the test (no jobs, files, faults or
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_gemini_batch.emulator._control import EmulatorControl, EmulatorHandle
-from airflow_provider_gemini_batch.emulator._server import run_emulator
+if TYPE_CHECKING:
+    from airflow_provider_gemini_batch.emulator._control import EmulatorHandle
 
 __all__ = ["EMULATOR_API_KEY", "gemini_connection", "gemini_emulator", "gemini_emulator_server"]
 
@@ -38,6 +41,9 @@ EMULATOR_API_KEY = "test-emulator-key"
 @pytest.fixture(scope="session")
 def gemini_emulator_server() -> Iterator[EmulatorHandle]:
     """Start one emulator (API key :data:`EMULATOR_API_KEY`) for the whole test session."""
+    from airflow_provider_gemini_batch.emulator._control import EmulatorControl, EmulatorHandle
+    from airflow_provider_gemini_batch.emulator._server import run_emulator
+
     with run_emulator(api_key=EMULATOR_API_KEY) as base_url, EmulatorControl(base_url) as control:
         yield EmulatorHandle(base_url=base_url, api_key=EMULATOR_API_KEY, control=control)
 
