@@ -1,7 +1,7 @@
 """Validate and build batch input JSONL before anything is uploaded or paid for.
 
 Every line must be a JSON object with a non-empty, unique string ``key`` and a ``request`` object
-(PROTOCOL.md, "Input JSONL"). Problems are collected over the whole input and reported together
+(``docs/protocol.md``, "Input JSONL"). Problems are collected over the whole input and reported together
 with their line numbers, so one run tells the user everything to fix.
 """
 
@@ -16,7 +16,20 @@ import pydantic_core
 
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 
-__all__ = ["InputSummary", "records_to_jsonl", "validate_jsonl"]
+__all__ = [
+    "INLINE_LIMIT_BYTES",
+    "InputSummary",
+    "PreparedInput",
+    "inline_body_bytes",
+    "inline_item",
+    "parse_records",
+    "records_to_jsonl",
+    "validate_jsonl",
+]
+
+# The service rejects create bodies over 20,971,520 bytes ("Request payload size exceeds the limit",
+# docs/protocol.md "Limits"); keep a margin for the envelope (display name, extra batch fields).
+INLINE_LIMIT_BYTES = 20_971_520 - 64 * 1024
 
 MAX_REPORTED_PROBLEMS = 20
 
@@ -135,3 +148,45 @@ def _as_item(record: Any, key_field: str) -> Any:
     if "request" in record:
         return {"key": key, **rest}
     return {"key": key, "request": rest}
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """A validated batch input: exactly one of inline ``requests`` or an uploaded ``input_file``."""
+
+    requests: list[dict[str, Any]] | None = None
+    input_file: str | None = None
+
+
+def parse_records(records: Any) -> Any:
+    """Return ``records`` as an iterable: a JSON string (an XCom rendered into a template) is parsed."""
+    if isinstance(records, (str, bytes)):
+        return json.loads(records)
+    return records
+
+
+def inline_item(item: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """Turn one user request into the wire's inline item ``{"request", "metadata"}``."""
+    if not isinstance(item, Mapping):
+        raise GeminiBatchInputError(f"requests[{index}] is a {type(item).__name__}, not a dict.")
+    if "request" not in item:
+        return {"request": dict(item)}  # A bare GenerateContentRequest / EmbedContentRequest.
+    request = item["request"]
+    if not isinstance(request, Mapping):
+        raise GeminiBatchInputError(f"requests[{index}]['request'] must be an object, got {type(request).__name__}.")
+    metadata = dict(item.get("metadata") or {})
+    if "key" in item:
+        metadata.setdefault("key", item["key"])
+    wire: dict[str, Any] = {"request": dict(request)}
+    if metadata:
+        wire["metadata"] = metadata
+    return wire
+
+
+def inline_body_bytes(items: list[dict[str, Any]]) -> int:
+    """Bytes the inline items take in the create body, encoded as httpx encodes JSON.
+
+    Measured on the wire shape, not the JSONL: each key moves into ``"metadata": {"key": ...}``.
+    """
+    wire = [inline_item(item, index) for index, item in enumerate(items)]
+    return len(json.dumps(wire, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())

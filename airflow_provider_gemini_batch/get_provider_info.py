@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_gemini_batch import __version__
+from airflow_provider_gemini_batch.settings import CONFIG_SECTION, CONNECTION_FIELDS, CONNECTION_FORM
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -53,30 +54,9 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_gemini_batch.hooks.gemini_batch.GeminiBatchHook",
                 "hook-name": "Gemini Batch",
                 "connection-type": "gemini",
-                "conn-fields": {
-                    "api_version": {
-                        "label": "API version",
-                        "schema": {"type": ["string", "null"], "default": "v1beta", "enum": ["v1beta", "v1"]},
-                        "description": "REST API version: v1beta (all docs) or v1.",
-                    },
-                    "timeout": {
-                        "label": "Request timeout (seconds)",
-                        "schema": {"type": ["number", "null"], "default": 60},
-                    },
-                    "max_retries": {
-                        "label": "Max retries",
-                        "schema": {"type": ["integer", "null"], "default": 5},
-                        "description": "Retries of 408/429/5xx and connection errors (never of an ambiguous create).",
-                    },
-                },
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "login", "port"],
-                    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
-                    "placeholders": {
-                        "host": "https://generativelanguage.googleapis.com",
-                        "password": "Gemini API key from Google AI Studio",
-                    },
-                },
+                "conn-fields": CONNECTION_FIELDS,
+                "ui-field-behaviour": {key.replace("_", "-"): value for key, value in CONNECTION_FORM.items()},
             }
         ],
+        "config": CONFIG_SECTION,
     }

@@ -33,10 +33,9 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchServerError,
 )
 from airflow_provider_gemini_batch.models import Batch
+from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT
 
 __all__ = [
-    "DEFAULT_OUTAGE_LIMIT",
-    "DEFAULT_POLL_INTERVAL",
     "BatchWatch",
     "Decision",
     "Finish",
@@ -45,10 +44,6 @@ __all__ = [
     "WaitOutcome",
 ]
 
-#: Seconds between polls while the job runs.
-DEFAULT_POLL_INTERVAL = 30.0
-#: Seconds of failed polls in a row that end a wait (an hour: API incidents are mostly shorter).
-DEFAULT_OUTAGE_LIMIT = 3600.0
 #: The longest pause between polls while the service is unreachable.
 MAX_OUTAGE_BACKOFF = 300.0
 

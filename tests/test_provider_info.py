@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airflow_provider_gemini_batch.get_provider_info import get_provider_info
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.settings import DEFAULT_MAX_CONCURRENT_POLLS, max_concurrent_polls
 
 
 def airflow_cli_json(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
@@ -47,3 +50,24 @@ def test_the_connection_form_is_labelled() -> None:
         behaviour = GeminiBatchHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "API key"
     assert "login" in behaviour["hidden_fields"]
+
+
+def test_the_provider_config_section_is_shown_by_airflow_config_list(tmp_path: Path) -> None:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__GEMINI_BATCH__MAX_CONCURRENT_POLLS": "7"}
+    airflow = Path(sys.executable).with_name("airflow")
+    listed = subprocess.run(
+        [str(airflow), "config", "list", "--section", "gemini_batch"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "[gemini_batch]" in listed
+    assert "max_concurrent_polls" in listed
+
+
+def test_max_concurrent_polls_is_read_from_the_gemini_batch_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert max_concurrent_polls() == DEFAULT_MAX_CONCURRENT_POLLS
+    monkeypatch.setenv("AIRFLOW__GEMINI_BATCH__MAX_CONCURRENT_POLLS", "3")
+    assert max_concurrent_polls() == 3

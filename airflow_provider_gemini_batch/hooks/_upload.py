@@ -16,9 +16,10 @@ from typing import BinaryIO
 import httpx
 
 from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
-from airflow_provider_gemini_batch.hooks._api import ApiCall
-from airflow_provider_gemini_batch.hooks._retry import RETRYABLE_STATUS, error_from_response
-from airflow_provider_gemini_batch.hooks._transport import SyncClient, origin, origin_text, parse_reply
+from airflow_provider_gemini_batch.hooks._client import SyncClient, origin, origin_text, parse_reply
+from airflow_provider_gemini_batch.hooks._endpoints import ApiCall
+from airflow_provider_gemini_batch.hooks._errors import error_from_response
+from airflow_provider_gemini_batch.hooks._retry import RETRYABLE_STATUS
 from airflow_provider_gemini_batch.models import GeminiFile
 
 log = logging.getLogger(__name__)

@@ -4,55 +4,38 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
-import httpx
-from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
-
+from airflow_provider_gemini_batch.batch_input import (
+    INLINE_LIMIT_BYTES,
+    PreparedInput,
+    inline_body_bytes,
+    parse_records,
+    records_to_jsonl,
+    validate_jsonl,
+)
 from airflow_provider_gemini_batch.exceptions import (
-    GeminiBatchConfigError,
     GeminiBatchError,
-    GeminiBatchIncompleteResults,
     GeminiBatchServerError,
 )
-from airflow_provider_gemini_batch.hooks import _api
-from airflow_provider_gemini_batch.hooks._retry import RetryPolicy, ambiguous_create
+from airflow_provider_gemini_batch.hooks import _endpoints
+from airflow_provider_gemini_batch.hooks._base import GeminiBaseHook
+from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
+from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
 from airflow_provider_gemini_batch.hooks._sources import open_destination, open_source
-from airflow_provider_gemini_batch.hooks._transport import (
-    DEFAULT_BASE_URL,
-    AsyncClient,
-    ClientSettings,
-    SyncClient,
-)
 from airflow_provider_gemini_batch.hooks._upload import DEFAULT_CHUNK_BYTES, ResumableUpload
 from airflow_provider_gemini_batch.idempotency import key_marker
 from airflow_provider_gemini_batch.models import Batch, BatchResult, GeminiFile
-from airflow_provider_gemini_batch.watch import (
-    DEFAULT_OUTAGE_LIMIT,
-    DEFAULT_POLL_INTERVAL,
-    BatchWatch,
-    Decision,
-    Finish,
-    WaitOutcome,
-)
-
-if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Connection
+from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL
+from airflow_provider_gemini_batch.watch import BatchWatch, Decision, Finish, WaitOutcome
 
 T = TypeVar("T")
 
-DEFAULT_API_VERSION = "v1beta"
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_RETRIES = 5
 
-
-class GeminiBatchHook(BaseHook):
+class GeminiBatchHook(GeminiBaseHook):
     """Talk to the Gemini API Batch Mode and Files API through an Airflow connection of type ``gemini``.
 
     The connection's **password** holds the API key (sent only in the ``x-goog-api-key`` header);
@@ -68,121 +51,6 @@ class GeminiBatchHook(BaseHook):
     :param async_gate: an async context manager entered around each HTTP attempt of the async client
         (not around its waits between retries); the trigger passes a semaphore shared by the triggerer.
     """
-
-    conn_name_attr = "gemini_conn_id"
-    default_conn_name = "gemini_default"
-    conn_type = "gemini"
-    hook_name = "Gemini Batch"
-
-    def __init__(
-        self,
-        gemini_conn_id: str = default_conn_name,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
-        async_gate: AbstractAsyncContextManager[Any] | None = None,
-        retry_base_delay: float = 1.0,
-    ) -> None:
-        super().__init__()
-        self.gemini_conn_id = gemini_conn_id
-        self._transport = transport
-        self._async_transport = async_transport
-        self._async_gate = async_gate
-        self._retry_base_delay = retry_base_delay
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Label the connection form: the key goes in the password field, the host is optional."""
-        return {
-            "hidden_fields": ["schema", "login", "port"],
-            "relabeling": {"password": "API key", "host": "Base URL (optional)"},
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "password": "Gemini API key from Google AI Studio",
-                "extra": json.dumps({"api_version": "v1beta", "timeout": 60, "max_retries": 5}),
-            },
-        }
-
-    # -- connection ---------------------------------------------------------------------------
-
-    @cached_property
-    def settings(self) -> ClientSettings:
-        """Client settings read from the connection (sync: workers)."""
-        try:
-            conn = self.get_connection(self.gemini_conn_id)
-        except AirflowNotFoundException as exc:
-            raise self._missing_connection() from exc
-        return self._settings_from(conn, conn.extra_dejson)
-
-    async def asettings(self) -> ClientSettings:
-        """Client settings read from the connection without blocking the event loop (triggers)."""
-        if "settings" not in self.__dict__:
-            try:
-                conn = await get_async_connection(self.gemini_conn_id, self)
-            except AirflowNotFoundException as exc:
-                raise self._missing_connection() from exc
-            self.__dict__["settings"] = self._settings_from(conn, await get_async_extra_dejson(conn))
-        return self.settings
-
-    def _missing_connection(self) -> GeminiBatchConfigError:
-        return GeminiBatchConfigError(
-            f"Connection {self.gemini_conn_id!r} does not exist: create a connection of type 'gemini' with "
-            "the API key in its password field (or set AIRFLOW_CONN_"
-            f"{self.gemini_conn_id.upper()})."
-        )
-
-    def _settings_from(self, conn: Connection, extra: Mapping[str, Any]) -> ClientSettings:
-        api_key = (conn.password or "").strip()
-        if not api_key:
-            raise GeminiBatchConfigError(
-                f"Connection {self.gemini_conn_id!r} has no API key: put the Gemini API key in its password field."
-            )
-        # Airflow registers the password with the secret masker when it reads the connection (sync and
-        # async alike). A second, synchronous registration here would block a trigger's event loop and
-        # crashes triggers on Airflow 3.0 ("cannot use AsyncToSync in the same thread").
-        return ClientSettings(
-            base_url=_base_url(conn),
-            api_key=api_key,
-            api_version=str(extra.get("api_version") or DEFAULT_API_VERSION).strip("/"),
-            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, self.gemini_conn_id),
-            retry=RetryPolicy(
-                max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, self.gemini_conn_id)),
-                base_delay=self._retry_base_delay,
-            ),
-        )
-
-    @cached_property
-    def client(self) -> SyncClient:
-        """The sync HTTP client, built on first use."""
-        return SyncClient(self.settings, self._transport)
-
-    async def aclient(self) -> AsyncClient:
-        """The async HTTP client, built on first use inside the running event loop."""
-        if "_async_client" not in self.__dict__:
-            self.__dict__["_async_client"] = AsyncClient(
-                await self.asettings(), self._async_transport, self._async_gate
-            )
-        client: AsyncClient = self.__dict__["_async_client"]
-        return client
-
-    def close(self) -> None:
-        """Close the sync client's connections."""
-        if "client" in self.__dict__:
-            self.client.close()
-
-    async def aclose(self) -> None:
-        """Close the async client's connections."""
-        client = self.__dict__.pop("_async_client", None)
-        if client is not None:
-            await client.aclose()
-
-    def test_connection(self) -> tuple[bool, str]:
-        """Check the key and the host by listing one batch (the UI's Test button)."""
-        try:
-            self.client.call(_api.list_batches(1, None))
-        except GeminiBatchError as exc:
-            return False, str(exc)
-        return True, f"Connected to the Gemini API at {self.settings.base_url} ({self.settings.api_version})."
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -214,17 +82,76 @@ class GeminiBatchHook(BaseHook):
         self.log.info("Uploaded %s (%d bytes) as %s", uploaded.display_name, uploaded.size_bytes, uploaded.name)
         return uploaded
 
+    def upload_jsonl(self, source: str | os.PathLike[str] | Any, *, display_name: str | None = None) -> GeminiFile:
+        """Validate a batch input JSONL file line by line, then upload it; nothing is sent if a line is bad.
+
+        :param source: a local path, a URI or an ``ObjectStoragePath``.
+        :raises GeminiBatchInputError: naming every bad line (number and what to fix).
+        """
+        with open_source(source) as (stream, _size, name):
+            validate_jsonl(stream, repr(name))
+        return self.upload_file(source, display_name=display_name)
+
+    def upload_records(
+        self, records: Iterable[Any] | str, *, display_name: str | None = None, key_field: str = "key"
+    ) -> GeminiFile:
+        """Validate records, write them as batch input JSONL to a temporary file, and upload it.
+
+        :param records: dicts (``{"key", "request"}``, or flat with ``key_field`` beside the request
+            body), or a JSON string of them.
+        :raises GeminiBatchInputError: naming every bad record; nothing is uploaded then.
+        """
+        with tempfile.TemporaryDirectory(prefix="gemini-batch-") as folder:
+            path = os.path.join(folder, "requests.jsonl")
+            with open(path, "wb") as out:
+                records_to_jsonl(parse_records(records), out, key_field=key_field)
+            return self.upload_file(path, display_name=display_name or "requests.jsonl")
+
+    def prepare_input(
+        self,
+        *,
+        requests: Iterable[Any] | str | None = None,
+        input_file: str | None = None,
+        input_path: str | os.PathLike[str] | Any = None,
+        display_name: str | None = None,
+        key_field: str = "key",
+    ) -> PreparedInput:
+        """Turn what a task was given into a validated batch input, uploading only when it must.
+
+        An ``input_file`` is used as is; an ``input_path`` is validated and uploaded; ``requests`` stay
+        inline while the create body fits the service's limit (``INLINE_LIMIT_BYTES``), else they
+        are uploaded as a file. Validation covers every line before anything is sent.
+        """
+        if input_file is not None:
+            return PreparedInput(input_file=input_file)
+        if input_path is not None:
+            return PreparedInput(input_file=self.upload_jsonl(input_path, display_name=display_name).name)
+        with tempfile.SpooledTemporaryFile(max_size=INLINE_LIMIT_BYTES) as spool:
+            summary = records_to_jsonl(parse_records(requests), spool, key_field=key_field)
+            spool.seek(0)
+            if summary.byte_count <= INLINE_LIMIT_BYTES:
+                items = [json.loads(line) for line in spool]
+                if inline_body_bytes(items) <= INLINE_LIMIT_BYTES:
+                    return PreparedInput(requests=items)
+                spool.seek(0)
+            self.log.info(
+                "Inline requests would make a create body over the %d-byte limit: uploading them as a file",
+                INLINE_LIMIT_BYTES,
+            )
+            uploaded = self.upload_file(spool, display_name=display_name or "requests.jsonl")
+        return PreparedInput(input_file=uploaded.name)
+
     def get_file(self, name: str) -> GeminiFile:
         """Get a file's metadata. A missing file answers 403 (``GeminiBatchPermissionError``), as the service does."""
-        return self.client.call(_api.get_file(name))
+        return self.client.call(_endpoints.get_file(name))
 
     def list_files(self, *, page_size: int | None = None) -> Iterator[GeminiFile]:
         """Iterate over every file, fetching page after page."""
-        return _pages(lambda token: self.client.call(_api.list_files(page_size, token)))
+        return _pages(lambda token: self.client.call(_endpoints.list_files(page_size, token)))
 
     def delete_file(self, name: str) -> None:
         """Delete a file."""
-        self.client.call(_api.delete_file(name))
+        self.client.call(_endpoints.delete_file(name))
 
     def download_file(self, name: str, destination: str | os.PathLike[str] | Any) -> int:
         """Stream a file to a local path or ``ObjectStoragePath``; return the bytes written.
@@ -237,7 +164,7 @@ class GeminiBatchHook(BaseHook):
         :param destination: a local path, a URI (``s3://...``, ``file://...``) or an ``ObjectStoragePath``.
         :raises GeminiBatchConnectionError: the connection kept dropping after every retry.
         """
-        _api.resource_name(name, "files")
+        _endpoints.resource_name(name, "files")
         written = 0
         with open_destination(destination) as out:
             for chunk in self.client.iter_file_bytes(name):
@@ -290,7 +217,7 @@ class GeminiBatchHook(BaseHook):
         *,
         embeddings: bool,
     ) -> Batch:
-        call = _api.create_batch(
+        call = _endpoints.create_batch(
             model,
             requests=requests,
             input_file=input_file,
@@ -311,15 +238,15 @@ class GeminiBatchHook(BaseHook):
 
     def get_batch(self, name: str) -> Batch:
         """Get a batch job."""
-        return self.client.call(_api.get_batch(name))
+        return self.client.call(_endpoints.get_batch(name))
 
     def list_batches(self, *, page_size: int | None = None) -> Iterator[Batch]:
         """Iterate over every batch job, page after page (lists never include inline results)."""
-        return _pages(lambda token: self.client.call(_api.list_batches(page_size, token)))
+        return _pages(lambda token: self.client.call(_endpoints.list_batches(page_size, token)))
 
     def cancel_batch(self, name: str) -> None:
         """Ask the service to cancel a batch job (it turns CANCELLED shortly after)."""
-        self.client.call(_api.cancel_batch(name))
+        self.client.call(_endpoints.cancel_batch(name))
 
     def cancel_quietly(self, name: str, why: str) -> bool:
         """Cancel a job on an exit path; a failure is logged, never raised over the error being reported.
@@ -347,7 +274,7 @@ class GeminiBatchHook(BaseHook):
 
         The worker-side twin of ``GeminiBatchTrigger``: both are loops around ``watch.BatchWatch``, so
         they end alike. Transient errors are ridden out for ``outage_limit`` seconds; nothing here
-        cancels the job (the caller decides, see ``_completion.settle``).
+        cancels the job (the caller decides, see ``outcome.settle``).
 
         :param deadline: Unix time at which to stop waiting (outcome ``timeout``).
         :param poll_interval: seconds between polls.
@@ -393,7 +320,7 @@ class GeminiBatchHook(BaseHook):
 
     def delete_batch(self, name: str) -> None:
         """Delete a batch job."""
-        self.client.call(_api.delete_batch(name))
+        self.client.call(_endpoints.delete_batch(name))
 
     def iter_results(
         self, batch_or_name: Batch | str, *, expected_keys: Iterable[str] | None = None
@@ -417,22 +344,7 @@ class GeminiBatchHook(BaseHook):
         :raises GeminiBatchIncompleteResults: after the last result, when results are still missing.
         """
         batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
-        missing_keys: set[str | None] | None = None if expected_keys is None else set(expected_keys)
-        expected_count = self.expected_result_count(batch, missing_keys)
-        if missing_keys is not None and batch.batch_stats.request_count not in (0, expected_count):
-            self.log.warning(
-                "Batch %s reports %d requests; checking its results against the %d expected keys",
-                batch.name,
-                batch.batch_stats.request_count,
-                expected_count,
-            )
-        if batch.inlined_responses is not None:
-            return self._inline_results(batch.name, batch.inlined_responses, expected_count, missing_keys)
-        if not batch.responses_file:
-            raise GeminiBatchError(
-                f"Batch {batch.name} has no results (state {batch.state.short_name}): only a SUCCEEDED job has them."
-            )
-        return self._file_results(batch.name, batch.responses_file, expected_count, missing_keys)
+        return ResultsReader(self.client, self.log).read(batch, expected_keys)
 
     @staticmethod
     def expected_result_count(batch: Batch, expected_keys: Collection[str | None] | None = None) -> int | None:
@@ -441,98 +353,28 @@ class GeminiBatchHook(BaseHook):
         :param expected_keys: the keys of the job's requests, if known.
         :return: ``None`` when neither is known (the job reports no request count).
         """
-        if expected_keys is not None:
-            return len(set(expected_keys))
-        return batch.batch_stats.request_count or None
-
-    def _inline_results(
-        self,
-        batch_name: str,
-        items: list[dict[str, Any]],
-        expected_count: int | None,
-        missing_keys: set[str | None] | None,
-    ) -> Iterator[BatchResult]:
-        read = 0
-        for item in items:
-            result = BatchResult.from_inline(item)
-            read += 1
-            if missing_keys is not None:
-                missing_keys.discard(result.key)
-            yield result
-        self._check_read(batch_name, expected_count, read, missing_keys)
-
-    def _file_results(
-        self,
-        batch_name: str,
-        file_name: str,
-        expected_count: int | None,
-        missing_keys: set[str | None] | None,
-    ) -> Iterator[BatchResult]:
-        progress = _ResultsProgress()
-        retry = self.settings.retry
-        for attempt in range(retry.max_retries + 1):
-            if attempt:
-                delay = retry.backoff(attempt - 1)
-                # iter_file_bytes starts at byte 0 again; _parse_results skips the bytes already parsed.
-                self.log.warning(
-                    "Results file %s of %s ended after %d of %d results; reading it again in %.1f s (retry %d of %d)",
-                    file_name,
-                    batch_name,
-                    progress.read,
-                    expected_count,
-                    delay,
-                    attempt,
-                    retry.max_retries,
-                )
-                time.sleep(delay)
-            chunks = self.client.iter_file_bytes(file_name)
-            yield from _parse_results(chunks, file_name, progress, missing_keys, expected_count or 0)
-            if progress.read >= (expected_count or 0):
-                break
-        self._check_read(batch_name, expected_count, progress.read, missing_keys)
-
-    def _check_read(
-        self, batch_name: str, expected_count: int | None, read: int, missing_keys: set[str | None] | None
-    ) -> None:
-        """Raise when results are missing; log when there were more than expected."""
-        if expected_count is None:
-            return
-        if missing_keys is not None:
-            found = expected_count - len(missing_keys)
-            if missing_keys:
-                raise GeminiBatchIncompleteResults(batch_name, expected_count, found, sorted(map(str, missing_keys)))
-        elif read < expected_count:
-            raise GeminiBatchIncompleteResults(batch_name, expected_count, read)
-        else:
-            found = expected_count
-        if read > found:
-            self.log.warning(
-                "Batch %s: %d results beyond the %d expected (a key read twice, or a key not expected)",
-                batch_name,
-                read - found,
-                expected_count,
-            )
+        return expected_result_count(batch, expected_keys)
 
     # -- async twins (for triggers) -------------------------------------------------------------
 
     async def aget_batch(self, name: str) -> Batch:
         """Get a batch job."""
-        return await (await self.aclient()).call(_api.get_batch(name))
+        return await (await self.aclient()).call(_endpoints.get_batch(name))
 
     async def acancel_batch(self, name: str) -> None:
         """Ask the service to cancel a batch job."""
-        await (await self.aclient()).call(_api.cancel_batch(name))
+        await (await self.aclient()).call(_endpoints.cancel_batch(name))
 
     async def adelete_batch(self, name: str) -> None:
         """Delete a batch job."""
-        await (await self.aclient()).call(_api.delete_batch(name))
+        await (await self.aclient()).call(_endpoints.delete_batch(name))
 
     async def alist_batches(self, *, page_size: int | None = None) -> AsyncIterator[Batch]:
         """Iterate over every batch job, page after page."""
         client = await self.aclient()
         token: str | None = None
         while True:
-            page = await client.call(_api.list_batches(page_size, token))
+            page = await client.call(_endpoints.list_batches(page_size, token))
             for batch in page.items:
                 yield batch
             token = page.next_page_token
@@ -541,10 +383,10 @@ class GeminiBatchHook(BaseHook):
 
     async def aget_file(self, name: str) -> GeminiFile:
         """Get a file's metadata."""
-        return await (await self.aclient()).call(_api.get_file(name))
+        return await (await self.aclient()).call(_endpoints.get_file(name))
 
 
-def _pages(fetch: Callable[[str | None], _api.Page[T]]) -> Iterator[T]:
+def _pages(fetch: Callable[[str | None], _endpoints.Page[T]]) -> Iterator[T]:
     token: str | None = None
     while True:
         page = fetch(token)
@@ -552,124 +394,3 @@ def _pages(fetch: Callable[[str | None], _api.Page[T]]) -> Iterator[T]:
         token = page.next_page_token
         if not token:
             return
-
-
-@dataclass
-class _ResultsProgress:
-    """How far ``_parse_results`` got in a results file: where a second read of the file goes on from."""
-
-    offset: int = 0
-    """Bytes of the file consumed."""
-    line_number: int = 0
-    read: int = 0
-    """Results yielded."""
-    rest: list[bytes] = field(default_factory=list)
-    """The start of a last line that did not end (the body was cut off inside it)."""
-
-
-def _parse_results(
-    chunks: Iterator[bytes],
-    file_name: str,
-    progress: _ResultsProgress,
-    missing_keys: set[str | None] | None = None,
-    expected_count: int = 0,
-) -> Iterator[BatchResult]:
-    """Split a results file's bytes into lines and parse each; blank lines are skipped.
-
-    Goes on from ``progress`` and updates it: the first ``progress.offset`` bytes of ``chunks`` were
-    parsed by an earlier read of the same file and are skipped, so no line is yielded twice. A last
-    line without a newline that does not parse is kept for the next read while fewer than
-    ``expected_count`` results were read (the body was cut off inside it); otherwise it is an error.
-
-    Holds one chunk and one partial line at a time. Written as one flat loop because it runs once per
-    result, millions of times for a large job (``make bench``, row 2).
-
-    :param missing_keys: the expected keys not read yet; each result's key is taken out.
-    :raises GeminiBatchError: for a line that is not a result object (the message gives its number).
-    """
-    parse = BatchResult.from_json
-    skip = offset = progress.offset
-    line_number, read = progress.line_number, progress.read
-    rest = progress.rest  # The start of a line that has not ended yet, in pieces: joined once, at its end.
-    for chunk in chunks:
-        if skip:
-            if len(chunk) <= skip:
-                skip -= len(chunk)
-                continue
-            chunk, skip = chunk[skip:], 0
-        offset += len(chunk)
-        lines = chunk.split(b"\n")
-        if len(lines) == 1:
-            rest.append(chunk)
-            continue
-        if rest:
-            rest.append(lines[0])
-            lines[0] = b"".join(rest)
-            rest = []
-        last = lines.pop()
-        if last:
-            rest.append(last)
-        for line in lines:
-            line_number += 1
-            try:
-                result = parse(line)
-            except ValueError as exc:
-                if line.strip():
-                    raise _unreadable_result(file_name, line_number, exc) from exc
-                continue
-            read += 1
-            if missing_keys is not None:
-                missing_keys.discard(result.key)
-            yield result
-    final = b"".join(rest)
-    progress.offset, progress.line_number, progress.read, progress.rest = offset, line_number, read, []
-    if not final.strip():
-        return
-    try:
-        result = parse(final)
-    except ValueError as exc:
-        if read >= expected_count:
-            raise _unreadable_result(file_name, line_number + 1, exc) from exc
-        progress.rest = [final]
-        return
-    progress.line_number, progress.read = line_number + 1, read + 1
-    if missing_keys is not None:
-        missing_keys.discard(result.key)
-    yield result
-
-
-def _unreadable_result(file_name: str, line_number: int, exc: ValueError) -> GeminiBatchError:
-    return GeminiBatchError(
-        f"Line {line_number} of results file {file_name} is not a valid result object: {type(exc).__name__}."
-    )
-
-
-def _base_url(conn: Connection) -> str:
-    host = (conn.host or "").strip().rstrip("/")
-    if not host:
-        return DEFAULT_BASE_URL
-    if "://" not in host:
-        host = f"{conn.schema or 'https'}://{host}" if conn.schema in ("http", "https") else f"https://{host}"
-    if conn.port and host.count(":") < 2:
-        host = f"{host}:{conn.port}"
-    parsed = httpx.URL(host)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise GeminiBatchConfigError(
-            f"Connection {conn.conn_id!r} has host {conn.host!r}: use a base URL like {DEFAULT_BASE_URL}."
-        )
-    return host
-
-
-def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) -> float:
-    value = extra.get(key)
-    if value in (None, ""):
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if number < 0:
-        raise GeminiBatchConfigError(
-            f"Connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}."
-        )
-    return number

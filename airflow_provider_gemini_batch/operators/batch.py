@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_gemini_batch._completion import ExitActions, FailurePolicy, settle
+from airflow_provider_gemini_batch.batch_input import PreparedInput
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchAmbiguousCreateError,
     GeminiBatchError,
@@ -27,14 +27,14 @@ from airflow_provider_gemini_batch.idempotency import (
     keyed_display_name,
 )
 from airflow_provider_gemini_batch.models import Batch
-from airflow_provider_gemini_batch.operators._inputs import PreparedInput, prepare_input
+from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
+from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
-from airflow_provider_gemini_batch.watch import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, WaitOutcome
+from airflow_provider_gemini_batch.watch import WaitOutcome
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-DEFAULT_TIMEOUT = timedelta(hours=48)
 # Creates sent in one try when each outcome stays unknown past its in-flight window.
 _MAX_CREATE_ROUNDS = 3
 # Seconds between lookups by key while a create of unknown outcome may still land.
@@ -143,7 +143,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         wait_for_completion: bool = True,
         deferrable: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
-        timeout: float | timedelta = DEFAULT_TIMEOUT,
+        timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT,
         outage_limit: float | timedelta = DEFAULT_OUTAGE_LIMIT,
         cancel_on_kill: bool = True,
         cancel_on_timeout: bool = True,
@@ -341,8 +341,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             store.set(STORE_KEY, record.as_json())
 
     def _prepare(self) -> PreparedInput:
-        return prepare_input(
-            self.hook,
+        return self.hook.prepare_input(
             requests=self.requests,
             input_file=self.input_file,
             input_path=self.input_path,

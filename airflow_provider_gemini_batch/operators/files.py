@@ -12,7 +12,6 @@ from pydantic_core import to_json as _to_json
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBatchInputError, GeminiBatchPermissionError
 from airflow_provider_gemini_batch.hooks._sources import as_storage_path, open_destination
 from airflow_provider_gemini_batch.models import Batch, BatchResult, BatchState
-from airflow_provider_gemini_batch.operators._inputs import upload_jsonl, upload_records
 from airflow_provider_gemini_batch.operators.batch import GeminiBatchBaseOperator
 
 if TYPE_CHECKING:
@@ -59,9 +58,9 @@ class GeminiUploadFileOperator(GeminiBatchBaseOperator):
 
     def execute(self, context: Context) -> str:
         if self.source is not None:
-            uploaded = upload_jsonl(self.hook, self.source, self.display_name)
+            uploaded = self.hook.upload_jsonl(self.source, display_name=self.display_name)
         else:
-            uploaded = upload_records(self.hook, self.requests, self.display_name, self.key_field)
+            uploaded = self.hook.upload_records(self.requests, display_name=self.display_name, key_field=self.key_field)
         return uploaded.name
 
 

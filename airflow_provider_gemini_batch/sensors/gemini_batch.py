@@ -11,17 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_gemini_batch._completion import ExitActions, FailurePolicy, settle
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
+from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
-from airflow_provider_gemini_batch.watch import (
-    DEFAULT_OUTAGE_LIMIT,
-    DEFAULT_POLL_INTERVAL,
-    BatchWatch,
-    Finish,
-    WaitOutcome,
-)
+from airflow_provider_gemini_batch.watch import BatchWatch, Finish, WaitOutcome
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -61,7 +56,7 @@ class GeminiBatchSensor(BaseSensorOperator):
         gemini_conn_id: str = GeminiBatchHook.default_conn_name,
         deferrable: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
-        timeout: float | timedelta = timedelta(hours=48),
+        timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT,
         outage_limit: float | timedelta = DEFAULT_OUTAGE_LIMIT,
         cancel_on_timeout: bool = False,
         cancel_on_kill: bool = False,

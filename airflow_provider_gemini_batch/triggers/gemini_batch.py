@@ -7,19 +7,23 @@ import contextlib
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import Batch
-from airflow_provider_gemini_batch.watch import DEFAULT_OUTAGE_LIMIT, BatchWatch, Finish, WaitOutcome
+from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, max_concurrent_polls
+from airflow_provider_gemini_batch.watch import BatchWatch, Finish, WaitOutcome
 
 T = TypeVar("T")
 
 
-# Semaphores per event loop (a triggerer runs every trigger on one loop) and limit: see max_concurrent_polls.
+# Polls in flight at once across every GeminiBatchTrigger of one triggerer (one event loop), set by
+# [gemini_batch] max_concurrent_polls (settings.py says why there is a cap). A slot is held for one HTTP
+# attempt, not while the hook waits to retry; waiting for one counts against the deadline like the poll
+# itself. Semaphores per event loop (a triggerer runs every trigger on one loop) and limit.
 _POLL_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
@@ -84,16 +88,6 @@ class GeminiBatchTrigger(BaseTrigger):
     :param max_consecutive_errors: ignored; accepted so that triggers serialized by 0.1 still load.
     """
 
-    #: Polls in flight at once across every GeminiBatchTrigger of one triggerer (one event loop); the
-    #: rest wait their turn. A thousand triggers started together would otherwise send a thousand
-    #: requests at the same instant: a burst the API may answer with 429s, and in-flight request state
-    #: that outlives the garbage collector's young generations, whose full collections then stall every
-    #: trigger of the triggerer for a tenth of a second or more (``make bench``, row 4). A slot is held
-    #: for one HTTP attempt, not while the hook waits to retry; waiting for one counts against the
-    #: deadline like the poll itself. Triggers with the same limit share one set of slots; set it on the
-    #: class (in a plugin or ``airflow_local_settings.py``) or on a subclass.
-    max_concurrent_polls: ClassVar[int] = 16
-
     def __init__(
         self,
         batch_name: str,
@@ -127,7 +121,7 @@ class GeminiBatchTrigger(BaseTrigger):
 
     def _hook(self) -> GeminiBatchHook:
         """A hook whose every request takes one of the triggerer's poll slots (call inside the event loop)."""
-        return GeminiBatchHook(gemini_conn_id=self.gemini_conn_id, async_gate=_poll_slots(self.max_concurrent_polls))
+        return GeminiBatchHook(gemini_conn_id=self.gemini_conn_id, async_gate=_poll_slots(max_concurrent_polls()))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()

@@ -13,7 +13,7 @@ from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.emulator.pytest_plugin import EMULATOR_API_KEY
 from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.hooks._transport import ApiKeyAuth
+from airflow_provider_gemini_batch.hooks._client import ApiKeyAuth
 from tests.hooks.conftest import BASE_URL, FAKE_KEY, Handler
 from tests.hooks.test_bounded_calls import ScriptedServer
 

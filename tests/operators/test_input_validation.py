@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_gemini_batch.batch_input import records_to_jsonl, validate_jsonl
+from airflow_provider_gemini_batch.batch_input import INLINE_LIMIT_BYTES, records_to_jsonl, validate_jsonl
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.operators import (
@@ -17,7 +17,6 @@ from airflow_provider_gemini_batch.operators import (
     GeminiSubmitBatchOperator,
     GeminiUploadFileOperator,
 )
-from airflow_provider_gemini_batch.operators._inputs import INLINE_LIMIT_BYTES
 from tests.airflow_flow import RecordingTaskInstance, run_task
 
 GOOD = {"key": "a", "request": {"contents": [{"parts": [{"text": "hi"}]}]}}
@@ -134,7 +133,7 @@ def test_an_input_file_over_2_gb_is_refused_before_reading_it(
 
 
 def test_the_inline_limit_is_measured_on_the_wire_shape() -> None:
-    from airflow_provider_gemini_batch.operators._inputs import inline_body_bytes
+    from airflow_provider_gemini_batch.batch_input import inline_body_bytes
 
     items = [{"key": f"k{i}", "request": {"content": {"parts": [{"text": "x"}]}}} for i in range(1000)]
     jsonl_bytes = sum(len(json.dumps(item, separators=(",", ":"))) for item in items)

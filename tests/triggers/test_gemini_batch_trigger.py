@@ -174,7 +174,7 @@ class _SlowService(httpx.AsyncBaseTransport):
 async def test_polls_in_flight_are_capped_per_triggerer(monkeypatch: pytest.MonkeyPatch) -> None:
     service = _SlowService()
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps({"conn_type": "gemini", "password": "k"}))
-    monkeypatch.setattr(GeminiBatchTrigger, "max_concurrent_polls", 3)
+    monkeypatch.setenv("AIRFLOW__GEMINI_BATCH__MAX_CONCURRENT_POLLS", "3")
     monkeypatch.setattr(trigger_module, "GeminiBatchHook", functools.partial(GeminiBatchHook, async_transport=service))
     names = [f"batches/b{i}" for i in range(30)]
     results = await asyncio.wait_for(asyncio.gather(*(events(trigger(name)) for name in names)), 20)
@@ -196,7 +196,7 @@ async def test_a_poll_waiting_to_retry_gives_its_slot_to_others(monkeypatch: pyt
 
     transport = httpx.MockTransport(answer)
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps({"conn_type": "gemini", "password": "k"}))
-    monkeypatch.setattr(GeminiBatchTrigger, "max_concurrent_polls", 1)
+    monkeypatch.setenv("AIRFLOW__GEMINI_BATCH__MAX_CONCURRENT_POLLS", "1")
     monkeypatch.setattr(
         trigger_module, "GeminiBatchHook", functools.partial(GeminiBatchHook, async_transport=transport)
     )

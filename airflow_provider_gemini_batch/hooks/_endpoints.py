@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from airflow_provider_gemini_batch.batch_input import inline_item
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.models import Batch, GeminiFile
 
@@ -206,21 +207,3 @@ def create_batch(
         json={"batch": batch},
         retry_safe=False,
     )
-
-
-def inline_item(item: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """Turn one user request into the wire's inline item ``{"request", "metadata"}``."""
-    if not isinstance(item, Mapping):
-        raise GeminiBatchInputError(f"requests[{index}] is a {type(item).__name__}, not a dict.")
-    if "request" not in item:
-        return {"request": dict(item)}  # A bare GenerateContentRequest / EmbedContentRequest.
-    request = item["request"]
-    if not isinstance(request, Mapping):
-        raise GeminiBatchInputError(f"requests[{index}]['request'] must be an object, got {type(request).__name__}.")
-    metadata = dict(item.get("metadata") or {})
-    if "key" in item:
-        metadata.setdefault("key", item["key"])
-    wire: dict[str, Any] = {"request": dict(request)}
-    if metadata:
-        wire["metadata"] = metadata
-    return wire

@@ -1,0 +1,116 @@
+"""The connection side of the hook: settings read from an Airflow connection, and the HTTP clients.
+
+As in Airflow's Databricks provider (``BaseDatabricksHook``), connection handling sits in a base
+class so that the hook module is the catalogue of what the service offers.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from functools import cached_property
+from typing import Any
+
+import httpx
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
+
+from airflow_provider_gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchError
+from airflow_provider_gemini_batch.hooks import _endpoints
+from airflow_provider_gemini_batch.hooks._client import AsyncClient, ClientSettings, SyncClient
+from airflow_provider_gemini_batch.settings import CONNECTION_FORM
+
+
+class GeminiBaseHook(BaseHook):
+    """The connection side of ``GeminiBatchHook``: settings read lazily, one sync and one async client.
+
+    The API's resources are ``GeminiBatchHook``'s methods; this class holds what every call needs.
+    Parameters as ``GeminiBatchHook``'s.
+    """
+
+    conn_name_attr = "gemini_conn_id"
+    default_conn_name = "gemini_default"
+    conn_type = "gemini"
+    hook_name = "Gemini Batch"
+
+    def __init__(
+        self,
+        gemini_conn_id: str = default_conn_name,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        async_gate: AbstractAsyncContextManager[Any] | None = None,
+        retry_base_delay: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.gemini_conn_id = gemini_conn_id
+        self._transport = transport
+        self._async_transport = async_transport
+        self._async_gate = async_gate
+        self._retry_base_delay = retry_base_delay
+        # The async side is built inside the running event loop, so not as cached properties.
+        self._async_settings: ClientSettings | None = None
+        self._async_client: AsyncClient | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Label the connection form: the key goes in the password field, the host is optional."""
+        return dict(CONNECTION_FORM)
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """Client settings read from the connection (sync: workers)."""
+        try:
+            conn = self.get_connection(self.gemini_conn_id)
+        except AirflowNotFoundException as exc:
+            raise self._missing_connection() from exc
+        return ClientSettings.from_connection(conn, conn.extra_dejson, retry_base_delay=self._retry_base_delay)
+
+    async def asettings(self) -> ClientSettings:
+        """Client settings read from the connection without blocking the event loop (triggers)."""
+        if self._async_settings is None:
+            try:
+                conn = await get_async_connection(self.gemini_conn_id, self)
+            except AirflowNotFoundException as exc:
+                raise self._missing_connection() from exc
+            extra = await get_async_extra_dejson(conn)
+            self._async_settings = ClientSettings.from_connection(conn, extra, retry_base_delay=self._retry_base_delay)
+        return self._async_settings
+
+    def _missing_connection(self) -> GeminiBatchConfigError:
+        return GeminiBatchConfigError(
+            f"Connection {self.gemini_conn_id!r} does not exist: create a connection of type 'gemini' with "
+            "the API key in its password field (or set AIRFLOW_CONN_"
+            f"{self.gemini_conn_id.upper()})."
+        )
+
+    @cached_property
+    def client(self) -> SyncClient:
+        """The sync HTTP client, built on first use."""
+        return SyncClient(self.settings, self._transport)
+
+    async def aclient(self) -> AsyncClient:
+        """The async HTTP client, built on first use inside the running event loop."""
+        if self._async_client is None:
+            self._async_client = AsyncClient(await self.asettings(), self._async_transport, self._async_gate)
+        return self._async_client
+
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        if "client" in vars(self):  # Built by the cached_property: close only what exists.
+            self.client.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's connections."""
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.aclose()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key and the host by listing one batch (the UI's Test button)."""
+        try:
+            self.client.call(_endpoints.list_batches(1, None))
+        except GeminiBatchError as exc:
+            return False, str(exc)
+        return True, f"Connected to the Gemini API at {self.settings.base_url} ({self.settings.api_version})."

@@ -1,0 +1,99 @@
+"""Every default of the provider, written once, and the deployment settings of ``[gemini_batch]``.
+
+Three kinds of setting, each with one home:
+
+- **Per connection** (extras of a ``gemini`` connection): ``api_version``, ``timeout``,
+  ``max_retries``. ``CONNECTION_FIELDS`` and ``CONNECTION_FORM`` declare the form once; both the
+  provider info and the hook's ``get_ui_field_behaviour`` read them.
+- **Per task** (operator and sensor arguments): ``poll_interval``, ``timeout``, ``outage_limit``;
+  their defaults are the constants below.
+- **Per deployment** (``airflow.cfg`` section ``[gemini_batch]``, or ``AIRFLOW__GEMINI_BATCH__*``):
+  settings of a running component rather than of a task, such as how many polls one triggerer
+  sends at once. ``CONFIG_SECTION`` describes them to Airflow (``airflow config list`` shows them)
+  and the functions below read them with ``conf``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+#: Where requests go when the connection has no host.
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+#: REST API version (``v1beta`` carries every Batch Mode feature; see ``docs/protocol.md``).
+DEFAULT_API_VERSION = "v1beta"
+#: Seconds for one attempt of one request, from connect to the reply's last byte.
+DEFAULT_REQUEST_TIMEOUT = 60.0
+#: Retries of 408/429/5xx replies and connection errors after the first attempt.
+DEFAULT_MAX_RETRIES = 5
+#: Seconds between polls while a job runs.
+DEFAULT_POLL_INTERVAL = 30.0
+#: How long a task waits for its job before giving up (the service expires jobs after 48 h).
+DEFAULT_WAIT_TIMEOUT = timedelta(hours=48)
+#: Seconds of failed polls in a row that end a wait (an hour: API incidents are mostly shorter).
+DEFAULT_OUTAGE_LIMIT = 3600.0
+#: Polls in flight at once per triggerer, across every Gemini batch trigger it runs.
+DEFAULT_MAX_CONCURRENT_POLLS = 16
+
+SECTION = "gemini_batch"
+
+#: The ``config`` entry of the provider info: Airflow shows it in ``airflow config list`` and
+#: ``conf`` falls back to its defaults.
+CONFIG_SECTION: dict[str, Any] = {
+    SECTION: {
+        "description": "Deployment-wide settings of the Gemini Batch provider.",
+        "options": {
+            "max_concurrent_polls": {
+                "description": (
+                    "Polls of the Gemini API in flight at once across every Gemini batch trigger of one "
+                    "triggerer; the others wait their turn. A thousand triggers polling at the same instant "
+                    "would invite 429s and stall the triggerer's event loop in garbage collection (see "
+                    "benchmarks/bench_triggers.py). A slot is held for one HTTP attempt, not while a poll "
+                    "waits to retry."
+                ),
+                "version_added": "0.2.0",
+                "type": "integer",
+                "example": "32",
+                "default": str(DEFAULT_MAX_CONCURRENT_POLLS),
+            },
+        },
+    }
+}
+
+
+def max_concurrent_polls() -> int:
+    """Read ``[gemini_batch] max_concurrent_polls`` (at least 1)."""
+    from airflow.configuration import conf
+
+    value = conf.getint(SECTION, "max_concurrent_polls", fallback=DEFAULT_MAX_CONCURRENT_POLLS)
+    return max(1, value)
+
+
+#: The extras of a ``gemini`` connection, as the connection form shows them.
+CONNECTION_FIELDS: dict[str, Any] = {
+    "api_version": {
+        "label": "API version",
+        "schema": {"type": ["string", "null"], "default": DEFAULT_API_VERSION, "enum": ["v1beta", "v1"]},
+        "description": "REST API version: v1beta (every Batch Mode feature) or v1.",
+    },
+    "timeout": {
+        "label": "Request timeout (seconds)",
+        "schema": {"type": ["number", "null"], "default": DEFAULT_REQUEST_TIMEOUT},
+        "description": "Seconds for one attempt of one request, from connect to the reply's last byte.",
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "schema": {"type": ["integer", "null"], "default": DEFAULT_MAX_RETRIES},
+        "description": "Retries of 408/429/5xx and connection errors (never of an ambiguous create).",
+    },
+}
+
+#: Which standard fields the form hides, relabels and fills with placeholders.
+CONNECTION_FORM: dict[str, Any] = {
+    "hidden_fields": ["schema", "login", "port"],
+    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+    "placeholders": {
+        "host": DEFAULT_BASE_URL,
+        "password": "Gemini API key from Google AI Studio",
+    },
+}
