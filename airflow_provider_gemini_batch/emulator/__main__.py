@@ -12,7 +12,11 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_gemini_batch.emulator._config import DEFAULT_CHUNK_GRANULARITY
+from airflow_provider_gemini_batch.emulator._config import (
+    DEFAULT_CHUNK_GRANULARITY,
+    DEFAULT_EMBEDDING_MODELS,
+    DEFAULT_GENERATION_MODELS,
+)
 from airflow_provider_gemini_batch.emulator._server import run_emulator
 
 
@@ -28,6 +32,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--running-seconds", type=float, default=0.0, help="how long jobs then stay RUNNING")
     parser.add_argument(
         "--chunk-granularity", type=int, default=DEFAULT_CHUNK_GRANULARITY, help="upload chunk granularity"
+    )
+    parser.add_argument(
+        "--generation-model",
+        action="append",
+        dest="generation_models",
+        metavar="MODEL",
+        help="a model generation batches may name; repeat it for each one; replaces the default list",
+    )
+    parser.add_argument(
+        "--embedding-model",
+        action="append",
+        dest="embedding_models",
+        metavar="MODEL",
+        help="a model embeddings batches may name; repeat it for each one; replaces the default list",
     )
     return parser
 
@@ -50,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         pending_seconds=args.pending_seconds,
         running_seconds=args.running_seconds,
         chunk_granularity=args.chunk_granularity,
+        generation_models=args.generation_models or DEFAULT_GENERATION_MODELS,
+        embedding_models=args.embedding_models or DEFAULT_EMBEDDING_MODELS,
     ) as base_url:
         print(f"Gemini Batch emulator listening on {base_url}", flush=True)
         stop.wait()

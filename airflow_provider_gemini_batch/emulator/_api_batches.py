@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from airflow_provider_gemini_batch.emulator._errors import ApiError, invalid_argument
+from airflow_provider_gemini_batch.emulator._errors import ApiError, invalid_argument, model_not_found
 from airflow_provider_gemini_batch.emulator._jobs import Job, JobStore, render_operation
 from airflow_provider_gemini_batch.emulator._requests import api_version, page_parameters, read_json
 from airflow_provider_gemini_batch.emulator._responses import BrokenReply, json_response
@@ -38,10 +38,13 @@ async def create_embedding_batch(request: Request) -> Response:
 
 
 async def _create(request: Request, *, embedding: bool) -> Response:
-    api_version(request)
+    version = api_version(request)
     state = emulator_state(request)
     collection = request.url.path.split("/")[2]  # "models" or "tunedModels"
     model = f"{collection}/{request.path_params['model']}"
+    known_models = state.config.embedding_models if embedding else state.config.generation_models
+    if model not in known_models:
+        raise model_not_found(model, version, "asyncBatchEmbedContent" if embedding else "batchGenerateContent")
     body = await read_json(request, limit=INLINE_REQUEST_LIMIT)
     batch = read_field(body, "batch")
     if not isinstance(batch, dict):
@@ -107,8 +110,12 @@ def _inline_items(items: object) -> list[dict[str, Any]]:
     if not isinstance(items, list) or not items:
         raise invalid_argument("batch.input_config.requests.requests must be a non-empty list.")
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
-            raise invalid_argument(f"batch.input_config.requests.requests[{index}] needs a 'request' object.")
+        # Unparseable items fail the create; an item without a request is an empty request, which
+        # fails on its own in the results (PROTOCOL.md "Results"), like one without contents.
+        if not isinstance(item, dict) or not isinstance(item.get("request", {}), dict):
+            raise invalid_argument(
+                f"batch.input_config.requests.requests[{index}] must be an object with a 'request' object."
+            )
     return items
 
 

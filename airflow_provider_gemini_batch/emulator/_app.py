@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -13,7 +14,12 @@ from starlette.responses import Response
 from airflow_provider_gemini_batch.emulator._api_batches import batch_routes
 from airflow_provider_gemini_batch.emulator._api_control import control_routes
 from airflow_provider_gemini_batch.emulator._api_files import file_routes
-from airflow_provider_gemini_batch.emulator._config import DEFAULT_CHUNK_GRANULARITY, EmulatorConfig
+from airflow_provider_gemini_batch.emulator._config import (
+    DEFAULT_CHUNK_GRANULARITY,
+    DEFAULT_EMBEDDING_MODELS,
+    DEFAULT_GENERATION_MODELS,
+    EmulatorConfig,
+)
 from airflow_provider_gemini_batch.emulator._errors import ApiError
 from airflow_provider_gemini_batch.emulator._middleware import ApiFrontDoor
 from airflow_provider_gemini_batch.emulator._responses import error_response
@@ -29,6 +35,8 @@ def create_app(
     pending_seconds: float = 0.0,
     running_seconds: float = 0.0,
     chunk_granularity: int = DEFAULT_CHUNK_GRANULARITY,
+    generation_models: Sequence[str] = DEFAULT_GENERATION_MODELS,
+    embedding_models: Sequence[str] = DEFAULT_EMBEDDING_MODELS,
 ) -> Starlette:
     """Build the emulator application; serve it with any ASGI server.
 
@@ -38,12 +46,20 @@ def create_app(
     :param pending_seconds: how long new jobs stay PENDING.
     :param running_seconds: how long they then stay RUNNING.
     :param chunk_granularity: the upload chunk granularity announced to clients.
-    :raises ValueError: on an invalid timing or granularity.
+    :param generation_models: the models generation batches may name (``gemini-2.5-flash``,
+        ``models/...``, ``tunedModels/...``); any other is 404 NOT_FOUND, as on the service.
+    :param embedding_models: the models embeddings batches may name.
+    :raises ValueError: on an invalid timing, granularity or model name.
     """
-    config = EmulatorConfig(
-        pending_seconds=pending_seconds, running_seconds=running_seconds, chunk_granularity=chunk_granularity
+    config = EmulatorConfig().merged(
+        {
+            "pending_seconds": pending_seconds,
+            "running_seconds": running_seconds,
+            "chunk_granularity": chunk_granularity,
+            "generation_models": list(generation_models),
+            "embedding_models": list(embedding_models),
+        }
     )
-    config.validate()
     state = EmulatorState(data_dir=Path(data_dir), api_key=api_key, config=config)
     app = Starlette(
         routes=control_routes() + file_routes() + batch_routes(),

@@ -1,4 +1,4 @@
-"""The emulator's tunable behaviour: job timing, job outcome and upload chunk granularity.
+"""The emulator's tunable behaviour: job timing, job outcome, upload chunk granularity, known models.
 
 Each batch job captures a copy of the configuration when it is created, so changing the
 configuration later only affects new jobs.
@@ -12,6 +12,8 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_CHUNK_GRANULARITY",
+    "DEFAULT_EMBEDDING_MODELS",
+    "DEFAULT_GENERATION_MODELS",
     "NON_TERMINAL_STATES",
     "TERMINAL_STATES",
     "EmulatorConfig",
@@ -24,6 +26,30 @@ DEFAULT_CHUNK_GRANULARITY = 8 * 1024 * 1024
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"})
 NON_TERMINAL_STATES = frozenset({"PENDING", "RUNNING"})
 _STATE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+#: Models a generation batch (``batchGenerateContent``) may name by default: the current Gemini 2.5
+#: and 3 text models, their ``-latest`` aliases, and the image models (PROTOCOL.md "Media").
+DEFAULT_GENERATION_MODELS = tuple(
+    f"models/{model_id}"
+    for model_id in (
+        "gemini-2.5-pro",
+        "gemini-2.5-flash",
+        "gemini-2.5-flash-lite",
+        "gemini-3-pro-preview",
+        "gemini-3-flash-preview",
+        "gemini-3.1-pro-preview",
+        "gemini-3.1-flash-lite-preview",
+        "gemini-pro-latest",
+        "gemini-flash-latest",
+        "gemini-flash-lite-latest",
+        "gemini-2.5-flash-image",
+        "gemini-3-pro-image-preview",
+    )
+)
+#: Models an embeddings batch (``asyncBatchEmbedContent``) may name by default (PROTOCOL.md "Models").
+DEFAULT_EMBEDDING_MODELS = ("models/gemini-embedding-001", "models/gemini-embedding-2")
+_MODEL_NAME = re.compile(r"(?:models|tunedModels)/[A-Za-z0-9][A-Za-z0-9._-]*")
+_MODEL_SETTINGS = ("generation_models", "embedding_models")
 
 
 def normalize_state(value: object, *, allow_unknown: bool = False) -> str:
@@ -56,6 +82,10 @@ class EmulatorConfig:
         granularity, finalize) and the file is listed with its size, but without ``sha256Hash`` and
         without content: a batch on it or a download of it is refused. For measuring clients
         (``make bench``), where hashing and writing the bytes would make the emulator the bottleneck.
+    :param generation_models: the models a generation batch may name; any other is 404 NOT_FOUND,
+        as on the service. Names are ``models/{id}`` or ``tunedModels/{id}``; :meth:`merged` adds
+        ``models/`` to a bare id.
+    :param embedding_models: the same for embeddings batches. A model is in one list or the other.
     """
 
     pending_seconds: float = 0.0
@@ -64,6 +94,8 @@ class EmulatorConfig:
     outcome_message: str | None = None
     chunk_granularity: int = DEFAULT_CHUNK_GRANULARITY
     discard_uploads: bool = False
+    generation_models: tuple[str, ...] = DEFAULT_GENERATION_MODELS
+    embedding_models: tuple[str, ...] = DEFAULT_EMBEDDING_MODELS
 
     def merged(self, updates: dict[str, Any]) -> EmulatorConfig:
         """Return a copy with ``updates`` applied and validated.
@@ -76,6 +108,9 @@ class EmulatorConfig:
             raise ValueError(f"Unknown configuration keys {unknown}: use {sorted(known)}.")
         if "outcome" in updates:
             updates = {**updates, "outcome": normalize_state(updates["outcome"])}
+        for setting in _MODEL_SETTINGS:
+            if setting in updates:
+                updates = {**updates, setting: _model_names(setting, updates[setting])}
         merged = dataclasses.replace(self, **updates)
         merged.validate()
         return merged
@@ -95,7 +130,35 @@ class EmulatorConfig:
             raise ValueError(f"discard_uploads must be true or false, got {self.discard_uploads!r}.")
         if self.outcome_message is not None and not isinstance(self.outcome_message, str):
             raise ValueError("outcome_message must be a string or null.")
+        for setting in _MODEL_SETTINGS:
+            names = getattr(self, setting)
+            if not isinstance(names, tuple) or not all(
+                isinstance(name, str) and _MODEL_NAME.fullmatch(name) for name in names
+            ):
+                raise ValueError(
+                    f"{setting} must be a tuple of 'models/...' or 'tunedModels/...' names, got {names!r}."
+                )
+        shared = sorted(set(self.generation_models) & set(self.embedding_models))
+        if shared:
+            raise ValueError(
+                f"generation_models and embedding_models share {shared}: a model is one kind or the other."
+            )
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as JSON primitives."""
         return dataclasses.asdict(self)
+
+
+def _model_names(setting: str, value: object) -> tuple[str, ...]:
+    """Read a list of model names (``gemini-2.5-flash``, ``models/...``, ``tunedModels/...``) as full names."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"{setting} must be a list of model names, got {value!r}.")
+    names = []
+    for item in value:
+        name = item if isinstance(item, str) and "/" in item else f"models/{item}"
+        if not isinstance(item, str) or not _MODEL_NAME.fullmatch(name):
+            raise ValueError(
+                f"{setting}: {item!r} is not a model name: use 'gemini-2.5-flash', 'models/...' or 'tunedModels/...'."
+            )
+        names.append(name)
+    return tuple(dict.fromkeys(names))

@@ -15,6 +15,7 @@ __all__ = [
     "error_body",
     "file_not_found",
     "invalid_argument",
+    "model_not_found",
     "not_found",
 ]
 
@@ -78,6 +79,19 @@ def invalid_argument(message: str) -> ApiError:
 def not_found(message: str) -> ApiError:
     """404 NOT_FOUND: unknown batch (or route)."""
     return ApiError(404, message)
+
+
+def model_not_found(model: str, version: str, method: str) -> ApiError:
+    """404 NOT_FOUND: a model the service does not have, or one that does not serve ``method``.
+
+    The service does not tell the two apart: an embedding model on ``batchGenerateContent`` gets
+    this same reply (PROTOCOL.md "Models").
+    """
+    return ApiError(
+        404,
+        f"{model} is not found for API version {version}, or is not supported for {method}. "
+        "Call ListModels to see the list of available models and their supported methods.",
+    )
 
 
 def file_not_found(file_name: str) -> ApiError:

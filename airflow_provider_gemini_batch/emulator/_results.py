@@ -33,7 +33,7 @@ _RESULTS_MIME_TYPE = "application/jsonl"
 
 def count_inline_failures(items: list[dict[str, Any]], *, embedding: bool) -> int:
     """How many inline items the fake model will reject."""
-    return sum(rejects(item.get("request"), embedding=embedding) for item in items)
+    return sum(rejects(item.get("request", {}), embedding=embedding) for item in items)
 
 
 async def count_file_requests(path: Path, *, embedding: bool) -> tuple[int, int]:
@@ -73,7 +73,7 @@ def _answer(job: Job, request: object) -> dict[str, Any]:
 def _inline_results(job: Job) -> list[dict[str, Any]]:
     results = []
     for item in job.inline_requests or []:
-        result = _answer(job, item.get("request"))
+        result = _answer(job, item.get("request", {}))
         if item.get("metadata"):
             result["metadata"] = item["metadata"]
         results.append(result)

@@ -8,13 +8,17 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
 
 from airflow_provider_gemini_batch.emulator._app import create_app
-from airflow_provider_gemini_batch.emulator._config import DEFAULT_CHUNK_GRANULARITY
+from airflow_provider_gemini_batch.emulator._config import (
+    DEFAULT_CHUNK_GRANULARITY,
+    DEFAULT_EMBEDDING_MODELS,
+    DEFAULT_GENERATION_MODELS,
+)
 
 __all__ = ["run_emulator"]
 
@@ -43,6 +47,8 @@ def run_emulator(
     pending_seconds: float = 0.0,
     running_seconds: float = 0.0,
     chunk_granularity: int = DEFAULT_CHUNK_GRANULARITY,
+    generation_models: Sequence[str] = DEFAULT_GENERATION_MODELS,
+    embedding_models: Sequence[str] = DEFAULT_EMBEDDING_MODELS,
 ) -> Iterator[str]:
     """Serve the emulator in a background thread; yield its base URL once it accepts connections.
 
@@ -55,6 +61,9 @@ def run_emulator(
     :param pending_seconds: how long new jobs stay PENDING.
     :param running_seconds: how long they then stay RUNNING.
     :param chunk_granularity: the upload chunk granularity announced to clients.
+    :param generation_models: the models generation batches may name; any other is 404 NOT_FOUND.
+    :param embedding_models: the models embeddings batches may name.
+    :raises ValueError: on an invalid setting, before anything starts.
     :raises RuntimeError: if the server does not start within 10 seconds.
     """
     with contextlib.ExitStack() as stack:
@@ -66,6 +75,8 @@ def run_emulator(
             pending_seconds=pending_seconds,
             running_seconds=running_seconds,
             chunk_granularity=chunk_granularity,
+            generation_models=generation_models,
+            embedding_models=embedding_models,
         )
         listener = stack.enter_context(_bound_socket(host, port))
         bound_port = listener.getsockname()[1]

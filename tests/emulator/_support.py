@@ -11,6 +11,7 @@ import httpx
 
 VERSIONS = ("v1beta", "v1")
 MODEL = "gemini-2.5-flash"
+EMBEDDING_MODEL = "gemini-embedding-001"
 
 
 def base_url(api: httpx.Client) -> str:
@@ -59,9 +60,9 @@ def upload(api: httpx.Client, version: str, data: bytes, *, display_name: str = 
 def create(
     api: httpx.Client, version: str, input_config: dict[str, Any], *, embedding: bool = False, **batch: Any
 ) -> dict[str, Any]:
-    """Create a batch job; return the Operation from the create reply."""
-    method = "asyncBatchEmbedContent" if embedding else "batchGenerateContent"
-    response = api.post(f"/{version}/models/{MODEL}:{method}", json={"batch": {"inputConfig": input_config, **batch}})
+    """Create a batch job (on an embedding model if ``embedding``); return the Operation from the create reply."""
+    model, method = (EMBEDDING_MODEL, "asyncBatchEmbedContent") if embedding else (MODEL, "batchGenerateContent")
+    response = api.post(f"/{version}/models/{model}:{method}", json={"batch": {"inputConfig": input_config, **batch}})
     assert response.status_code == 200, response.text
     operation: dict[str, Any] = response.json()
     return operation

@@ -69,6 +69,50 @@ def test_marked_prompts_fail_per_item_while_the_job_succeeds(api: httpx.Client, 
     assert "response" not in failed
 
 
+def test_an_inline_request_without_contents_fails_alone(api: httpx.Client, version: str) -> None:
+    items = [
+        {"request": prompt("fine"), "metadata": {"key": "good"}},
+        {"request": {"generationConfig": {"temperature": 0.2}}, "metadata": {"key": "no-contents"}},
+        {"request": {"contents": []}, "metadata": {"key": "empty-contents"}},
+        {"metadata": {"key": "no-request"}},
+    ]
+    name = create(api, version, {"requests": {"requests": items}})["name"]
+
+    operation = wait_for_state(api, version, name, "BATCH_STATE_SUCCEEDED")
+
+    stats = operation["metadata"]["batchStats"]
+    assert stats == {"requestCount": "4", "successfulRequestCount": "1", "failedRequestCount": "3"}
+    results = operation["metadata"]["output"]["inlinedResponses"]["inlinedResponses"]
+    for failed, key in zip(results[1:], ["no-contents", "empty-contents", "no-request"], strict=True):
+        assert set(failed) == {"error", "metadata"}
+        assert failed["metadata"] == {"key": key}
+        assert failed["error"] == {"code": 3, "message": failed["error"]["message"], "status": "INVALID_ARGUMENT"}
+        assert "contents" in failed["error"]["message"]
+
+
+def test_request_lines_without_contents_or_content_fail_alone(api: httpx.Client, version: str) -> None:
+    generation_rows = [{"key": "good", "request": prompt("fine")}, {"key": "bare", "request": {"safetySettings": []}}]
+    embedding_rows = [
+        {"key": "good", "request": {"content": {"parts": [{"text": "a"}]}}},
+        {"key": "bare", "request": {"taskType": "RETRIEVAL_DOCUMENT"}},
+    ]
+    names = [
+        create(api, version, {"fileName": upload(api, version, jsonl(rows))["name"]}, embedding=embedding)["name"]
+        for rows, embedding in ((generation_rows, False), (embedding_rows, True))
+    ]
+
+    for name, missing in zip(names, ["contents", "content"], strict=True):
+        metadata = wait_for_state(api, version, name, "BATCH_STATE_SUCCEEDED")["metadata"]
+        results_file = metadata["output"]["responsesFile"]
+        lines = api.get(f"/{version}/{results_file}:download", params={"alt": "media"}).text.splitlines()
+        by_key = {line["key"]: line for line in map(json.loads, lines)}
+        assert metadata["batchStats"] == {"requestCount": "2", "successfulRequestCount": "1", "failedRequestCount": "1"}
+        assert "response" in by_key["good"]
+        assert set(by_key["bare"]) == {"key", "error"}
+        assert (by_key["bare"]["error"]["code"], by_key["bare"]["error"]["status"]) == (3, "INVALID_ARGUMENT")
+        assert missing in by_key["bare"]["error"]["message"]
+
+
 def test_file_job_writes_a_results_file_echoing_keys_and_extra_fields(api: httpx.Client, version: str) -> None:
     rows = [
         {"key": "request-1", "request": prompt("first question"), "customer": 7},
@@ -97,7 +141,8 @@ def test_file_job_writes_a_results_file_echoing_keys_and_extra_fields(api: httpx
     assert set(results[2]) == {"error"}
 
 
-def test_create_accepts_snake_case_and_tuned_models(api: httpx.Client, version: str) -> None:
+def test_create_accepts_snake_case_and_tuned_models(api: httpx.Client, version: str, control: EmulatorControl) -> None:
+    control.configure(generation_models=[MODEL, "tunedModels/my-tuned"])
     input_file = upload(api, version, jsonl([{"key": "a", "request": prompt("x")}]))
     body = {"batch": {"display_name": "snake", "input_config": {"file_name": input_file["name"]}, "priority": "5"}}
 
@@ -192,7 +237,8 @@ def test_unknown_batch_is_not_found(api: httpx.Client, version: str, method: str
         ({"inputConfig": {"fileName": "files/missing"}}, 403),
         ({"inputConfig": {}}, 400),
         ({"inputConfig": {"requests": {"requests": []}}}, 400),
-        ({"inputConfig": {"requests": {"requests": [{"metadata": {"key": "x"}}]}}}, 400),
+        ({"inputConfig": {"requests": {"requests": [{"request": "hi", "metadata": {"key": "x"}}]}}}, 400),
+        ({"inputConfig": {"requests": {"requests": ["hi"]}}}, 400),
         ({"inputConfig": {"requests": {"requests": [{"request": prompt("x")}]}}, "priority": "high"}, 400),
         (None, 400),
     ],

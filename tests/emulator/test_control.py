@@ -22,7 +22,10 @@ def test_configure_merges_and_validates(control: EmulatorControl) -> None:
         "outcome_message": None,
         "chunk_granularity": 8388608,
         "discard_uploads": False,
+        "generation_models": merged["generation_models"],
+        "embedding_models": ["models/gemini-embedding-001", "models/gemini-embedding-2"],
     }
+    assert "models/gemini-2.5-flash" in merged["generation_models"]
     assert control.config() == merged
     for bad in (
         {"outcome": "RUNNING"},

@@ -138,6 +138,30 @@ def test_embeddings_batch(client: genai.Client) -> None:
     assert first.response.embedding.values != second.response.embedding.values
 
 
+def test_an_unknown_model_is_a_404_client_error(client: genai.Client, gemini_emulator: EmulatorHandle) -> None:
+    with pytest.raises(errors.ClientError) as caught:
+        client.batches.create(model="models/gemini-2.5-flsh", src=[{"contents": prompt("x")["contents"]}])
+
+    assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+    assert "models/gemini-2.5-flsh is not found" in caught.value.message
+    assert gemini_emulator.control.created_count() == 0
+
+
+def test_a_model_of_the_wrong_kind_is_a_404_client_error(client: genai.Client, gemini_emulator: EmulatorHandle) -> None:
+    embed_source = {"inlined_requests": {"contents": [{"parts": [{"text": "a document"}]}]}}
+
+    with pytest.raises(errors.ClientError) as generating_on_an_embedder:
+        client.batches.create(model="gemini-embedding-001", src=[{"contents": prompt("x")["contents"]}])
+    with pytest.warns(Warning, match="experimental"), pytest.raises(errors.ClientError) as embedding_on_a_generator:
+        client.batches.create_embeddings(model=MODEL, src=embed_source)
+
+    assert (generating_on_an_embedder.value.code, generating_on_an_embedder.value.status) == (404, "NOT_FOUND")
+    assert "not supported for batchGenerateContent" in generating_on_an_embedder.value.message
+    assert (embedding_on_a_generator.value.code, embedding_on_a_generator.value.status) == (404, "NOT_FOUND")
+    assert "not supported for asyncBatchEmbedContent" in embedding_on_a_generator.value.message
+    assert gemini_emulator.control.created_count() == 0
+
+
 def test_cancel_a_running_job(client: genai.Client, gemini_emulator: EmulatorHandle) -> None:
     gemini_emulator.control.configure(running_seconds=60)
     created = client.batches.create(model=MODEL, src=[{"contents": prompt("slow")["contents"]}])

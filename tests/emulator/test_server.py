@@ -35,6 +35,43 @@ def test_run_emulator_picks_a_port_and_shuts_down_cleanly(tmp_path: Path) -> Non
 def test_invalid_settings_are_refused_before_starting() -> None:
     with pytest.raises(ValueError, match="running_seconds"), run_emulator(running_seconds=-1):
         pass
+    with pytest.raises(ValueError, match="generation_models"), run_emulator(generation_models=["no such/model"]):
+        pass
+
+
+def test_run_emulator_takes_the_known_models(tmp_path: Path) -> None:
+    with run_emulator(data_dir=tmp_path, generation_models=["my-model"], embedding_models=["my-embedder"]) as base_url:
+        config = httpx.get(f"{base_url}/_emulator/config").json()
+        httpx.post(f"{base_url}/_emulator/config", json={"generation_models": ["other"]})
+        httpx.post(f"{base_url}/_emulator/reset")
+        after_reset = httpx.get(f"{base_url}/_emulator/config").json()
+
+    assert (config["generation_models"], config["embedding_models"]) == (["models/my-model"], ["models/my-embedder"])
+    assert after_reset["generation_models"] == ["models/my-model"]  # a reset restores the start-up list
+
+
+def test_command_line_takes_the_known_models(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "airflow_provider_gemini_batch.emulator", "--data-dir", str(tmp_path)]
+    flags = [
+        "--generation-model",
+        "my-model",
+        "--generation-model",
+        "tunedModels/t",
+        "--embedding-model",
+        "my-embedder",
+    ]
+    process = subprocess.Popen([*command, *flags], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    try:
+        base_url = process.stdout.readline().strip().rsplit(" ", 1)[1]
+        config = httpx.get(f"{base_url}/_emulator/config").json()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        process.stdout.close()
+
+    assert config["generation_models"] == ["models/my-model", "tunedModels/t"]
+    assert config["embedding_models"] == ["models/my-embedder"]
 
 
 @pytest.fixture

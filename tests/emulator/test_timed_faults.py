@@ -11,7 +11,18 @@ import pytest
 
 from airflow_provider_gemini_batch.emulator import EmulatorControl
 
-from ._support import MODEL, base_url, create, inline_config, jsonl, prompt, start_upload, upload, wait_for_state
+from ._support import (
+    EMBEDDING_MODEL,
+    MODEL,
+    base_url,
+    create,
+    inline_config,
+    jsonl,
+    prompt,
+    start_upload,
+    upload,
+    wait_for_state,
+)
 
 CREATE_BODY = {"batch": {"inputConfig": inline_config("a")}}
 
@@ -62,14 +73,14 @@ def test_hold_create_makes_the_job_even_after_the_client_gave_up(
     api: httpx.Client, control: EmulatorControl, method: str
 ) -> None:
     control.inject_fault("hold_create", seconds=1.5)
-    body = CREATE_BODY
+    model, body = MODEL, CREATE_BODY
     if method == "asyncBatchEmbedContent":
         items = [{"request": {"content": {"parts": [{"text": "a"}]}}}]
-        body = {"batch": {"inputConfig": {"requests": {"requests": items}}}}
+        model, body = EMBEDDING_MODEL, {"batch": {"inputConfig": {"requests": {"requests": items}}}}
     started = time.monotonic()
 
     with pytest.raises(httpx.TimeoutException):
-        api.post(f"/v1beta/models/{MODEL}:{method}", json=body, timeout=0.5)
+        api.post(f"/v1beta/models/{model}:{method}", json=body, timeout=0.5)
     created_while_held = control.created_count()
     listing_started = time.monotonic()
     listing = api.get("/v1beta/batches")
@@ -80,7 +91,7 @@ def test_hold_create_makes_the_job_even_after_the_client_gave_up(
     assert listing.status_code == 200
     assert listing_seconds < 0.3  # the held create does not hold up other requests
     assert time.monotonic() - started >= 1.4
-    assert control.batches()[0]["model"] == f"models/{MODEL}"
+    assert control.batches()[0]["model"] == f"models/{model}"
 
 
 def test_hold_create_answers_a_patient_client_after_the_hold(api: httpx.Client, control: EmulatorControl) -> None:

@@ -121,7 +121,10 @@ def failure_messages(base_url: str, control: EmulatorControl) -> Iterator[str]:
         ),
         (
             "ambiguous create",
-            lambda hook: (control.inject_fault("drop_after_create"), hook.create_batch("m", requests=request)),
+            lambda hook: (
+                control.inject_fault("drop_after_create"),
+                hook.create_batch("gemini-2.5-flash", requests=request),
+            ),
         ),
         ("bad model", lambda hook: hook.create_batch("bad?model", requests=request)),
     ]
