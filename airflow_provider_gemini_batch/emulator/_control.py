@@ -55,7 +55,9 @@ class EmulatorControl:
 
         Keys: ``pending_seconds``, ``running_seconds``, ``outcome`` (SUCCEEDED, FAILED, CANCELLED,
         EXPIRED), ``outcome_message``, ``chunk_granularity``, ``discard_uploads`` (benchmarks: keep no
-        uploaded bytes). They apply to jobs and uploads started afterwards.
+        uploaded bytes), ``generation_models`` and ``embedding_models`` (the models creates may name,
+        e.g. ``["gemini-2.5-flash", "tunedModels/mine"]``; each list replaces the current one). They
+        apply to jobs and uploads started afterwards.
         """
         result: dict[str, Any] = self._call("POST", "/_emulator/config", settings)
         return result

@@ -19,6 +19,11 @@ A DAG test then needs nothing else::
         gemini_connection.control.configure(running_seconds=0.2)
         dag.test()  # operators using gemini_conn_id="gemini_default" talk to the emulator
         assert gemini_connection.control.created_count() == 1
+
+A create naming a model the emulator does not know is a 404, as on the service. The defaults are the
+current Gemini models; a test using another one (a tuned model, say) adds it first::
+
+    gemini_connection.control.configure(generation_models=["gemini-2.5-flash", "tunedModels/mine"])
 """
 
 from __future__ import annotations
