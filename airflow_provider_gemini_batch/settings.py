@@ -32,6 +32,9 @@ DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_WAIT_TIMEOUT = timedelta(hours=48)
 #: Seconds of failed polls in a row that end a wait (an hour: API incidents are mostly shorter).
 DEFAULT_OUTAGE_LIMIT = 3600.0
+#: Seconds between polls while the cancel operator waits for a job to stop, and how long it waits.
+DEFAULT_CANCEL_POLL_INTERVAL = 10.0
+DEFAULT_CANCEL_WAIT_TIMEOUT = 600.0
 #: Polls in flight at once per triggerer, across every Gemini batch trigger it runs.
 DEFAULT_MAX_CONCURRENT_POLLS = 16
 

@@ -109,7 +109,7 @@ def gemini_batch_cleanup() -> None:
         task_id="wait_for_batch",
         batch_name=submit.output,
         deferrable=True,
-        poll_interval=POLL_INTERVAL,
+        poke_interval=POLL_INTERVAL,
         timeout=WAIT_TIMEOUT,
     )
     download = GeminiDownloadResultsOperator(

@@ -122,7 +122,7 @@ def gemini_batch_nightly() -> None:
         task_id="wait_for_batch",
         batch_name=submit.output,
         deferrable=True,
-        poll_interval=POLL_INTERVAL,
+        poke_interval=POLL_INTERVAL,
         # A few unanswerable tickets are fine; a quarter of them failing means something is wrong.
         max_failed_ratio=0.25,
     )

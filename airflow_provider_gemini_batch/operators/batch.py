@@ -17,6 +17,7 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchError,
     GeminiBatchInputError,
     GeminiBatchNotFoundError,
+    GeminiBatchTimeout,
 )
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.idempotency import (
@@ -28,7 +29,13 @@ from airflow_provider_gemini_batch.idempotency import (
 )
 from airflow_provider_gemini_batch.models import Batch
 from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
-from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
+from airflow_provider_gemini_batch.settings import (
+    DEFAULT_CANCEL_POLL_INTERVAL,
+    DEFAULT_CANCEL_WAIT_TIMEOUT,
+    DEFAULT_OUTAGE_LIMIT,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_WAIT_TIMEOUT,
+)
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
 from airflow_provider_gemini_batch.watch import WaitOutcome
 
@@ -91,7 +98,6 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     :param input_path: a local path or object-storage URI/``ObjectStoragePath`` of a JSONL file; uploaded for you.
     :param display_name: the job's display name.
     :param key_field: the field of ``requests`` records that holds each request's key.
-    :param embeddings: submit an embeddings job (``asyncBatchEmbedContent``) instead of ``generateContent``.
     :param wait_for_completion: wait until the job is terminal (else return right after submitting).
     :param deferrable: wait in the triggerer (default True, whatever ``[operators] default_deferrable``
         says: a job can run for a day, and a worker-side wait holds a slot all that time).
@@ -128,7 +134,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         "gemini_conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"requests": "json", "extra_batch_fields": "json"}
-    embeddings_default = False
+    #: The kind of job: ``GeminiSubmitEmbeddingsBatchOperator`` sets it; there is no argument to contradict it.
+    embeddings: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -139,7 +146,6 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         input_path: Any = None,
         display_name: str | None = None,
         key_field: str = "key",
-        embeddings: bool | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -172,7 +178,6 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.input_path = input_path
         self.display_name = display_name
         self.key_field = key_field
-        self.embeddings = self.embeddings_default if embeddings is None else embeddings
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -365,7 +370,7 @@ class GeminiSubmitEmbeddingsBatchOperator(GeminiSubmitBatchOperator):
     ``EmbedContentRequest`` bodies such as ``{"content": {"parts": [{"text": "..."}]}, "outputDimensionality": 8}``.
     """
 
-    embeddings_default = True
+    embeddings: ClassVar[bool] = True
 
 
 class GeminiGetBatchOperator(GeminiBatchBaseOperator):
@@ -386,6 +391,10 @@ class GeminiGetBatchOperator(GeminiBatchBaseOperator):
         return batch.summary()
 
 
+# The cancel operator's wait never cancels again on its way out: it has already asked to.
+_NEVER_CANCEL = ExitActions(cancel_on_timeout=False, cancel_on_error=False)
+
+
 class GeminiCancelBatchOperator(GeminiBatchBaseOperator):
     """Cancel a batch job; optionally wait until it is terminal. A job already finished is left as is.
 
@@ -402,8 +411,8 @@ class GeminiCancelBatchOperator(GeminiBatchBaseOperator):
         *,
         batch_name: str,
         wait_for_termination: bool = False,
-        poll_interval: float = 10.0,
-        timeout: float | timedelta = 600.0,
+        poll_interval: float = DEFAULT_CANCEL_POLL_INTERVAL,
+        timeout: float | timedelta = DEFAULT_CANCEL_WAIT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -422,10 +431,15 @@ class GeminiCancelBatchOperator(GeminiBatchBaseOperator):
         if self.wait_for_termination:
             deadline = time.time() + self.wait_timeout
             outcome = self.hook.wait_for_batch(batch.name, deadline=deadline, poll_interval=self.poll_interval)
-            if outcome.kind != "terminal":
-                raise GeminiBatchError(
-                    f"Batch {batch.name} was cancelled but did not reach a final state: {outcome.message}"
+            if outcome.kind == "timeout":
+                raise GeminiBatchTimeout(
+                    batch.name,
+                    outcome.batch.state.value,
+                    outcome.message,
+                    hint="The service accepted the cancel but the job had not stopped; raise timeout to wait longer.",
                 )
+            if outcome.kind != "terminal":  # An outage or an error: the same exceptions as every wait.
+                settle(outcome, FailurePolicy(), _NEVER_CANCEL, self.hook.cancel_quietly)
             batch = outcome.batch
         return batch.summary()
 

@@ -37,7 +37,7 @@ class GeminiBatchSensor(BaseSensorOperator):
     :param batch_name: ``batches/...`` (templated; usually ``"{{ ti.xcom_pull('submit') }}"``).
     :param gemini_conn_id: the ``gemini`` connection.
     :param deferrable: wait in the triggerer (default True).
-    :param poll_interval: seconds between status checks (``poke_interval`` in reschedule mode).
+    :param poke_interval: seconds between status checks in every mode, deferred or not (default 30).
     :param timeout: the wait's wall-clock deadline (default 48 h).
     :param outage_limit: how long to ride out an unreachable service (default 1 h; not in reschedule mode).
     :param cancel_on_timeout: cancel the job at the deadline (default False: the sensor did not start it).
@@ -55,7 +55,6 @@ class GeminiBatchSensor(BaseSensorOperator):
         batch_name: str,
         gemini_conn_id: str = GeminiBatchHook.default_conn_name,
         deferrable: bool = True,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT,
         outage_limit: float | timedelta = DEFAULT_OUTAGE_LIMIT,
         cancel_on_timeout: bool = False,
@@ -64,12 +63,17 @@ class GeminiBatchSensor(BaseSensorOperator):
         max_failed_ratio: float | None = None,
         **kwargs: Any,
     ) -> None:
+        if "poll_interval" in kwargs:
+            raise TypeError(
+                "GeminiBatchSensor takes poke_interval (Airflow's sensor interval, used in every mode), "
+                "not poll_interval: rename the argument."
+            )
+        kwargs.setdefault("poke_interval", DEFAULT_POLL_INTERVAL)
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         super().__init__(timeout=seconds, **kwargs)
         self.batch_name = batch_name
         self.gemini_conn_id = gemini_conn_id
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
         self.outage_limit = outage_limit.total_seconds() if isinstance(outage_limit, timedelta) else outage_limit
         self.cancel_on_kill = cancel_on_kill
         self.exit_actions = ExitActions(cancel_on_timeout=cancel_on_timeout, cancel_on_error=False)
@@ -86,7 +90,10 @@ class GeminiBatchSensor(BaseSensorOperator):
         deadline = time.time() + self.timeout
         if not self.deferrable:
             outcome = self.hook.wait_for_batch(
-                self.batch_name, deadline=deadline, poll_interval=self.poll_interval, outage_limit=self.outage_limit
+                self.batch_name,
+                deadline=deadline,
+                poll_interval=float(self.poke_interval),
+                outage_limit=self.outage_limit,
             )
             return self._finish(outcome)
         with contextlib.suppress(GeminiBatchError):  # A failed look is the trigger's to judge.
@@ -97,7 +104,7 @@ class GeminiBatchSensor(BaseSensorOperator):
             trigger=GeminiBatchTrigger(
                 batch_name=self.batch_name,
                 gemini_conn_id=self.gemini_conn_id,
-                poll_interval=self.poll_interval,
+                poll_interval=float(self.poke_interval),
                 deadline=deadline,
                 outage_limit=self.outage_limit,
                 cancel_on_kill=self.cancel_on_kill,
@@ -107,7 +114,7 @@ class GeminiBatchSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         """One poll (reschedule mode): the watch's decision on it, with Airflow's timeout as the deadline."""
-        watch = BatchWatch(self.batch_name, self.poll_interval, deadline=float("inf"), outage_limit=float("inf"))
+        watch = BatchWatch(self.batch_name, float(self.poke_interval), deadline=float("inf"), outage_limit=float("inf"))
         decision = self.hook.poll_once(watch)
         if not isinstance(decision, Finish):
             return False

@@ -144,9 +144,7 @@ class TestSensor:
         return hook.create_batch("gemini-2.5-flash", requests=requests(4, failing=1)).name
 
     def sensor(self, name: str, deferrable: bool, **kwargs: Any) -> GeminiBatchSensor:
-        return GeminiBatchSensor(
-            task_id="wait", batch_name=name, deferrable=deferrable, poll_interval=0.1, poke_interval=0.1, **kwargs
-        )
+        return GeminiBatchSensor(task_id="wait", batch_name=name, deferrable=deferrable, poke_interval=0.1, **kwargs)
 
     def test_reschedule_mode_pokes_once_a_failed_poll_is_not_yet_and_a_finished_job_is_done(
         self, batch_name: str, no_retry_connection: EmulatorHandle
