@@ -36,6 +36,7 @@ from airflow_provider_gemini_batch.settings import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WAIT_TIMEOUT,
 )
+from airflow_provider_gemini_batch.storage import require_filesystem
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
 from airflow_provider_gemini_batch.watch import WaitOutcome
 
@@ -175,6 +176,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.model = model
         self.requests = requests
         self.input_file = input_file
+        require_filesystem(input_path, what="input_path")
         self.input_path = input_path
         self.display_name = display_name
         self.key_field = key_field

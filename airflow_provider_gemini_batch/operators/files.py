@@ -13,6 +13,7 @@ from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBat
 from airflow_provider_gemini_batch.hooks._sources import as_storage_path, open_destination
 from airflow_provider_gemini_batch.models import Batch, BatchResult, BatchState
 from airflow_provider_gemini_batch.operators.batch import GeminiBatchBaseOperator
+from airflow_provider_gemini_batch.storage import require_filesystem
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -51,6 +52,7 @@ class GeminiUploadFileOperator(GeminiBatchBaseOperator):
         super().__init__(**kwargs)
         if (source is None) == (requests is None):
             raise GeminiBatchInputError(f"{self.task_id}: pass exactly one of source or requests.")
+        require_filesystem(source, what="source")
         self.source = source
         self.requests = requests
         self.display_name = display_name
