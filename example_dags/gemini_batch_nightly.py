@@ -11,6 +11,7 @@ What it shows:
    for the minutes or hours a batch takes.
 6. ``GeminiDownloadResultsOperator`` streams the results to a JSONL file; only a small manifest goes to XCom.
 7. ``load_summaries`` streams that file line by line into the SQLite table ``ticket_summaries``.
+8. ``delete_input_file`` deletes the uploaded input with ``trigger_rule="all_done"``: however the run ends.
 
 Partial failure: a batch job can SUCCEED while single requests fail. Ticket ``T-1010`` carries the marker
 ``[[fail]]``, which the emulator answers with a per-request error (the real model just answers it). The sensor
@@ -40,6 +41,7 @@ from typing import IO, Any
 from airflow.sdk import ObjectStoragePath, Param, dag, task
 
 from airflow_provider_gemini_batch.operators import (
+    GeminiDeleteFileOperator,
     GeminiDownloadResultsOperator,
     GeminiSubmitBatchOperator,
     GeminiUploadFileOperator,
@@ -150,7 +152,12 @@ def gemini_batch_nightly() -> None:
             )
         return {"succeeded": manifest["succeeded_count"], "failed": manifest["failed_count"]}
 
-    upload >> submit >> wait >> download
+    # The uploaded input is deleted however the run ends (files would expire after 48 h anyway).
+    delete_input = GeminiDeleteFileOperator(
+        task_id="delete_input_file", file_name=upload.output, trigger_rule="all_done"
+    )
+
+    upload >> submit >> wait >> download >> delete_input
     load_summaries(download.output)
 
 

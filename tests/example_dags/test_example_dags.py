@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gemini_batch.emulator import ECHO_PREFIX, FAILURE_MARKER, EmulatorControl, EmulatorHandle
+from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
 from .conftest import EXAMPLE_DAGS_FOLDER, RunExampleDag
 
@@ -127,6 +128,8 @@ def test_nightly_dag_defers_and_loads_one_row_per_ticket_with_the_marked_one_fai
     assert batch["state"] == "BATCH_STATE_SUCCEEDED"
     assert "wait_for_batch" in deferred_tasks(dag_run)
     assert status_polls(gemini_connection.control, batch["name"]) >= MIN_STATUS_POLLS
+    uploaded = [f.name for f in GeminiBatchHook().list_files() if (f.display_name or "").startswith("support-tickets")]
+    assert uploaded == [], "the DAG deletes the input it uploaded"
 
     rows = {
         row["ticket_id"]: row
