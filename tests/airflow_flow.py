@@ -58,3 +58,14 @@ def run_task(operator: BaseOperator, context: dict[str, Any] | None = None) -> t
         event = asyncio.run(first_event(deferred))
         method = getattr(operator, deferred.method_name)
         return method(context, event=event), True
+
+
+def requests(count: int, failing: int = 0) -> list[dict[str, Any]]:
+    """``count`` generateContent requests keyed ``k0``...; the first ``failing`` fail alone in the emulator."""
+    return [
+        {
+            "key": f"k{i}",
+            "request": {"contents": [{"parts": [{"text": f"q{i}" + (" [[fail]]" if i < failing else "")}]}]},
+        }
+        for i in range(count)
+    ]

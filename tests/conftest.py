@@ -29,3 +29,9 @@ def no_retry_connection(gemini_connection: EmulatorHandle, monkeypatch: pytest.M
     }
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(conn))
     return gemini_connection
+
+
+@pytest.fixture(params=[True, False], ids=["deferrable", "sync"])
+def deferrable(request: pytest.FixtureRequest) -> bool:
+    """Run the test once deferred (the trigger, inline) and once waiting on the worker."""
+    return bool(request.param)

@@ -1,4 +1,4 @@
-"""Each way a batch can end, through the submit operator and the sensor, deferrable and not.
+"""Each way a batch can end, through the submit operator, deferrable and not (the sensor: tests/sensors/).
 
 The trigger runs for real against the emulator; the assertions are on the exception class a DAG
 author would catch, and on what the emulator did to the job.
@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import (
@@ -26,31 +25,14 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchPartialFailure,
     GeminiBatchTimeout,
 )
-from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.operators import GeminiSubmitBatchOperator
-from airflow_provider_gemini_batch.sensors import GeminiBatchSensor
-from tests.airflow_flow import RecordingTaskInstance, run_task
-
-
-def requests(count: int, failing: int = 0) -> list[dict[str, Any]]:
-    return [
-        {
-            "key": f"k{i}",
-            "request": {"contents": [{"parts": [{"text": f"q{i}" + (" [[fail]]" if i < failing else "")}]}]},
-        }
-        for i in range(count)
-    ]
+from tests.airflow_flow import RecordingTaskInstance, requests, run_task
 
 
 def submit(deferrable: bool, **kwargs: Any) -> GeminiSubmitBatchOperator:
     kwargs.setdefault("requests", requests(4))
     kwargs.setdefault("poll_interval", 0.1)
     return GeminiSubmitBatchOperator(task_id="submit", model="gemini-2.5-flash", deferrable=deferrable, **kwargs)
-
-
-@pytest.fixture(params=[True, False], ids=["deferrable", "sync"])
-def deferrable(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
 
 
 @pytest.fixture
@@ -135,54 +117,6 @@ class TestSubmitOperator:
         for event in (None, {"status": "weird", "batch_name": "batches/x"}, {"status": "terminal"}):
             with pytest.raises(GeminiBatchError, match="invalid trigger event"):
                 operator.execute_complete({}, event)
-
-
-class TestSensor:
-    @pytest.fixture
-    def batch_name(self, emulator: EmulatorHandle) -> str:
-        hook = GeminiBatchHook()
-        return hook.create_batch("gemini-2.5-flash", requests=requests(4, failing=1)).name
-
-    def sensor(self, name: str, deferrable: bool, **kwargs: Any) -> GeminiBatchSensor:
-        return GeminiBatchSensor(task_id="wait", batch_name=name, deferrable=deferrable, poke_interval=0.1, **kwargs)
-
-    def test_reschedule_mode_pokes_once_a_failed_poll_is_not_yet_and_a_finished_job_is_done(
-        self, batch_name: str, no_retry_connection: EmulatorHandle
-    ) -> None:
-        emulator = no_retry_connection
-        sensor = self.sensor(batch_name, False, mode="reschedule")
-        emulator.control.set_state(batch_name, "RUNNING")
-        assert sensor.poke({}) is False
-        emulator.control.inject_fault("status", status=503, count=10, method="GET")
-        assert sensor.poke({}) is False, "a transient error is 'not yet', not a failure"
-        emulator.control.clear_faults()
-        emulator.control.set_state(batch_name, "SUCCEEDED")
-        done = sensor.poke({})
-        assert isinstance(done, PokeReturnValue)
-        assert done.is_done
-        assert done.xcom_value["state"] == "BATCH_STATE_SUCCEEDED"
-
-    def test_returns_the_summary(self, batch_name: str, deferrable: bool) -> None:
-        summary, deferred = run_task(self.sensor(batch_name, deferrable))
-        assert deferred == deferrable
-        assert summary["state"] == "BATCH_STATE_SUCCEEDED"
-        assert (summary["succeeded_count"], summary["failed_count"]) == (3, 1)
-
-    def test_applies_the_partial_failure_policy(self, batch_name: str, deferrable: bool) -> None:
-        with pytest.raises(GeminiBatchPartialFailure):
-            run_task(self.sensor(batch_name, deferrable, max_failed_requests=0))
-
-    def test_a_failed_job_raises(self, emulator: EmulatorHandle, batch_name: str, deferrable: bool) -> None:
-        emulator.control.set_state(batch_name, "FAILED", "input file malformed")
-        with pytest.raises(GeminiBatchFailed, match="input file malformed"):
-            run_task(self.sensor(batch_name, deferrable))
-
-    def test_deferred_deadline_leaves_the_job_by_default(self, emulator: EmulatorHandle) -> None:
-        emulator.control.configure(running_seconds=60)
-        name = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=requests(1)).name
-        with pytest.raises(GeminiBatchTimeout):
-            run_task(self.sensor(name, True, timeout=0.3))
-        assert emulator.control.batches()[0]["state"] == "BATCH_STATE_RUNNING"
 
 
 class TestExits:
