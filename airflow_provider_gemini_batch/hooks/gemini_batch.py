@@ -287,6 +287,20 @@ class GeminiBatchHook(GeminiBaseHook):
                 return decision.outcome
             time.sleep(decision.delay)
 
+    def finished_outcome(self, batch_or_name: Batch | str) -> WaitOutcome | None:
+        """Look once at a job before waiting for it: its ``terminal`` outcome if it has finished, else ``None``.
+
+        Operators and the sensor ask this before deferring, so that a job already done is not waited
+        for. A failed look is ``None`` too: judging errors is the wait's job (it rides out outages).
+        """
+        batch = batch_or_name if isinstance(batch_or_name, Batch) else None
+        if batch is None or not batch.state.is_terminal:
+            try:
+                batch = self.get_batch(batch_or_name if isinstance(batch_or_name, str) else batch_or_name.name)
+            except GeminiBatchError:
+                return None
+        return WaitOutcome("terminal", batch, f"Batch {batch.progress}") if batch.state.is_terminal else None
+
     def poll_once(self, watch: BatchWatch) -> Decision:
         """Poll the watched job once, hand the outcome (the job or the error) to ``watch``, log what it says."""
         outcome: Batch | GeminiBatchError

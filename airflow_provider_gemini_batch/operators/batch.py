@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -202,12 +201,10 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         if not self.wait_for_completion:
             return batch.name
         deadline = time.time() + self.wait_timeout
-        if self.deferrable and not batch.state.is_terminal:
-            # It may already be done: don't defer for nothing. A failed look is the trigger's to judge.
-            with contextlib.suppress(GeminiBatchError):
-                batch = self.hook.get_batch(batch.name)
-        if batch.state.is_terminal:  # Returned by an earlier try, or finished already.
-            return self._finish(context, WaitOutcome("terminal", batch, f"Batch {batch.progress}"))
+        if self.deferrable or batch.state.is_terminal:  # Returned by an earlier try, or done already.
+            finished = self.hook.finished_outcome(batch)
+            if finished is not None:
+                return self._finish(context, finished)
         if self.deferrable:
             self.defer(
                 trigger=GeminiBatchTrigger(

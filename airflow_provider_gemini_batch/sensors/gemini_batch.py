@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -11,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
@@ -96,10 +94,9 @@ class GeminiBatchSensor(BaseSensorOperator):
                 outage_limit=self.outage_limit,
             )
             return self._finish(outcome)
-        with contextlib.suppress(GeminiBatchError):  # A failed look is the trigger's to judge.
-            batch = self.hook.get_batch(self.batch_name)
-            if batch.state.is_terminal:
-                return self._finish(WaitOutcome("terminal", batch, f"Batch {batch.progress}"))
+        finished = self.hook.finished_outcome(self.batch_name)  # Don't defer for a job already done.
+        if finished is not None:
+            return self._finish(finished)
         self.defer(
             trigger=GeminiBatchTrigger(
                 batch_name=self.batch_name,
