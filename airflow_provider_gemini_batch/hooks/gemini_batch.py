@@ -28,7 +28,7 @@ from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected
 from airflow_provider_gemini_batch.hooks._sources import open_destination, open_source
 from airflow_provider_gemini_batch.hooks._upload import DEFAULT_CHUNK_BYTES, ResumableUpload
 from airflow_provider_gemini_batch.idempotency import key_marker
-from airflow_provider_gemini_batch.models import Batch, BatchResult, GeminiFile
+from airflow_provider_gemini_batch.models import Batch, BatchKind, BatchResult, GeminiFile
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL
 from airflow_provider_gemini_batch.watch import BatchWatch, Decision, Finish, WaitOutcome
 
@@ -82,29 +82,39 @@ class GeminiBatchHook(GeminiBaseHook):
         self.log.info("Uploaded %s (%d bytes) as %s", uploaded.display_name, uploaded.size_bytes, uploaded.name)
         return uploaded
 
-    def upload_jsonl(self, source: str | os.PathLike[str] | Any, *, display_name: str | None = None) -> GeminiFile:
+    def upload_jsonl(
+        self, source: str | os.PathLike[str] | Any, *, display_name: str | None = None, kind: BatchKind | None = None
+    ) -> GeminiFile:
         """Validate a batch input JSONL file line by line, then upload it; nothing is sent if a line is bad.
 
         :param source: a local path, a URI or an ``ObjectStoragePath``.
+        :param kind: the kind of job the file is for (``"generate"`` or ``"embed"``), whose request shape
+            every line must have; ``None`` (not known yet) accepts either shape.
         :raises GeminiBatchInputError: naming every bad line (number and what to fix).
         """
         with open_source(source) as (stream, _size, name):
-            validate_jsonl(stream, repr(name))
+            validate_jsonl(stream, repr(name), kind=kind)
         return self.upload_file(source, display_name=display_name)
 
     def upload_records(
-        self, records: Iterable[Any] | str, *, display_name: str | None = None, key_field: str = "key"
+        self,
+        records: Iterable[Any] | str,
+        *,
+        display_name: str | None = None,
+        key_field: str = "key",
+        kind: BatchKind | None = None,
     ) -> GeminiFile:
         """Validate records, write them as batch input JSONL to a temporary file, and upload it.
 
         :param records: dicts (``{"key", "request"}``, or flat with ``key_field`` beside the request
             body), or a JSON string of them.
+        :param kind: the kind of job the records are for, as for ``upload_jsonl``.
         :raises GeminiBatchInputError: naming every bad record; nothing is uploaded then.
         """
         with tempfile.TemporaryDirectory(prefix="gemini-batch-") as folder:
             path = os.path.join(folder, "requests.jsonl")
             with open(path, "wb") as out:
-                records_to_jsonl(parse_records(records), out, key_field=key_field)
+                records_to_jsonl(parse_records(records), out, key_field=key_field, kind=kind)
             return self.upload_file(path, display_name=display_name or "requests.jsonl")
 
     def prepare_input(
@@ -115,19 +125,23 @@ class GeminiBatchHook(GeminiBaseHook):
         input_path: str | os.PathLike[str] | Any = None,
         display_name: str | None = None,
         key_field: str = "key",
+        kind: BatchKind | None = None,
     ) -> PreparedInput:
         """Turn what a task was given into a validated batch input, uploading only when it must.
 
         An ``input_file`` is used as is; an ``input_path`` is validated and uploaded; ``requests`` stay
         inline while the create body fits the service's limit (``INLINE_LIMIT_BYTES``), else they
         are uploaded as a file. Validation covers every line before anything is sent.
+
+        :param kind: the kind of job the input is for (``"generate"`` or ``"embed"``), whose request
+            shape every request must have; ``None`` accepts either.
         """
         if input_file is not None:
             return PreparedInput(input_file=input_file)
         if input_path is not None:
-            return PreparedInput(input_file=self.upload_jsonl(input_path, display_name=display_name).name)
+            return PreparedInput(input_file=self.upload_jsonl(input_path, display_name=display_name, kind=kind).name)
         with tempfile.SpooledTemporaryFile(max_size=INLINE_LIMIT_BYTES) as spool:
-            summary = records_to_jsonl(parse_records(requests), spool, key_field=key_field)
+            summary = records_to_jsonl(parse_records(requests), spool, key_field=key_field, kind=kind)
             spool.seek(0)
             if summary.byte_count <= INLINE_LIMIT_BYTES:
                 items = [json.loads(line) for line in spool]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -46,7 +47,7 @@ class TestJsonlValidation:
             "line 4: missing or empty 'key'",
             "line 5: missing or empty 'key'",
             "line 6: duplicate key 'a' (first on line 1)",
-            "line 7: 'request' is missing or not an object",
+            "line 7: 'request' must be an object, got str",
             "nothing was uploaded",
         ):
             assert expected in message
@@ -76,6 +77,28 @@ class TestOperatorsRejectBeforeIO:
             run_task(GeminiUploadFileOperator(task_id="up", source=str(path)))
         assert [r for r in gemini_connection.control.requests() if "upload" in r["path"]] == []
         assert path.read_bytes().count(b"\n") == 2, "the user's file is untouched"
+
+    def test_submit_with_raw_records_names_them_and_uploads_and_creates_nothing(
+        self, gemini_connection: EmulatorHandle
+    ) -> None:
+        rows = [{"key": "1", "text": "hello"}, {"key": "2", "text": "bye"}]
+        operator = GeminiSubmitBatchOperator(task_id="s", model="gemini-2.5-flash", requests=rows)
+        with pytest.raises(GeminiBatchInputError) as raised:
+            run_task(operator)
+        message = str(raised.value)
+        assert re.search(
+            r"record 1: 'request' has .*\(it has 'text'\); record 2: 'request' has .*\(it has 'text'\)", message
+        )
+        assert gemini_connection.control.requests() == [], "nothing was uploaded or created"
+
+    def test_upload_of_raw_lines_names_them_and_uploads_nothing(
+        self, gemini_connection: EmulatorHandle, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "rows.jsonl"
+        path.write_bytes(b"".join(lines(GOOD, {"key": "1", "text": "hello"})))
+        with pytest.raises(GeminiBatchInputError, match=r"line 2: no 'request' object \(the line has 'key', 'text'\)"):
+            run_task(GeminiUploadFileOperator(task_id="up", source=str(path)))
+        assert gemini_connection.control.requests() == []
 
     def test_submit_with_bad_records_creates_nothing(self, gemini_connection: EmulatorHandle) -> None:
         operator = GeminiSubmitBatchOperator(task_id="s", model="gemini-2.5-flash", requests=[GOOD, {"request": {}}])
@@ -119,6 +142,39 @@ class TestOperatorsRejectBeforeIO:
         assert written.parent == tmp_path / "out"
         assert written.name.startswith("etc_passwd-")
         assert manifest["succeeded_count"] == 1
+
+
+class TestTheHookChecksRequestsOfTheJobsKind:
+    """``kind`` tells the hook which request shape the job needs; without it either shape passes."""
+
+    EMBED: ClassVar[dict[str, Any]] = {"key": "e", "request": {"content": {"parts": [{"text": "hi"}]}}}
+
+    def test_prepare_input_refuses_generation_requests_for_an_embedding_job(
+        self, gemini_connection: EmulatorHandle
+    ) -> None:
+        from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+
+        with pytest.raises(GeminiBatchInputError, match=r"record 1: 'request' has no 'content' \(it has 'contents'"):
+            GeminiBatchHook().prepare_input(requests=[GOOD], kind="embed")
+        assert GeminiBatchHook().prepare_input(requests=[self.EMBED], kind="embed").requests == [self.EMBED]
+        assert gemini_connection.control.requests() == []
+
+    def test_upload_records_and_upload_jsonl_check_the_kind_before_uploading(
+        self, gemini_connection: EmulatorHandle, tmp_path: Path
+    ) -> None:
+        from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+
+        hook = GeminiBatchHook()
+        with pytest.raises(GeminiBatchInputError, match="record 1: 'request' has no 'contents'"):
+            hook.upload_records([self.EMBED], kind="generate")
+        path = tmp_path / "in.jsonl"
+        path.write_bytes(b"".join(lines(self.EMBED)))
+        with pytest.raises(GeminiBatchInputError, match="line 1: 'request' has no 'contents'"):
+            hook.upload_jsonl(path, kind="generate")
+        with pytest.raises(GeminiBatchInputError, match="line 1: 'request' has no 'contents'"):
+            hook.prepare_input(input_path=path, kind="generate")
+        assert gemini_connection.control.requests() == []
+        assert hook.upload_jsonl(path, kind="embed").name.startswith("files/")
 
 
 def test_an_input_file_over_2_gb_is_refused_before_reading_it(
