@@ -232,6 +232,7 @@ def test_protocol_headings_that_source_comments_cite_exist() -> None:
         "SUCCEEDED does not mean the requests succeeded",
         "Creating is not idempotent",
         "Models",
+        "Media",
     } <= headings
 
 
