@@ -5,7 +5,7 @@ keeps ``--clients`` requests in flight (one ``httpx.AsyncClient``, one connectio
 ``--seconds``. Both share the machine's cores, as in the trigger benchmark.
 
     .venv/bin/python benchmarks/bench_emulator.py            # 100 clients, 10 s
-    .venv/bin/python benchmarks/bench_emulator.py --quick    # 100 clients, 2 s
+    .venv/bin/python benchmarks/bench_emulator.py --quick    # 100 clients, 1 s
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ TRIGGER_DEMAND_PER_SECOND = 1000.0
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a 2-second smoke run")
+    parser.add_argument("--quick", action="store_true", help="a 1-second smoke run")
     parser.add_argument("--clients", type=int, default=100, help="concurrent clients (default 100)")
-    parser.add_argument("--seconds", type=float, help="load duration (default 10, quick 2)")
+    parser.add_argument("--seconds", type=float, help="load duration (default 10, quick 1)")
     parser.add_argument(
         "--child", nargs=5, metavar=("URL", "KEY", "BATCH", "CLIENTS", "SECONDS"), help=argparse.SUPPRESS
     )
@@ -82,16 +82,12 @@ def child(base_url: str, api_key: str, batch_name: str, clients: int, seconds: f
 
 def measure(*, quick: bool, clients: int = 100, seconds: float | None = None) -> list[harness.Row]:
     """Run the load against a fresh emulator; return the table rows."""
-    duration = seconds if seconds is not None else (2.0 if quick else 10.0)
+    duration = seconds if seconds is not None else (1.0 if quick else 10.0)
     with (
         harness.scratch_dir("gemini-bench-emulator-") as work,
         harness.running_emulator(work / "emulator", extra_args=["--running-seconds", "86400"]) as emulator,
     ):
-        batch = harness.raw_create_batch(
-            emulator.base_url,
-            emulator.api_key,
-            {"displayName": "load", "inputConfig": {"requests": {"requests": [{"request": {"contents": []}}]}}},
-        )
+        [batch] = harness.fixtures.create_jobs(emulator, 1)
         harness.progress(f"Emulator load: {clients} clients for {duration:.0f} s on {batch} ...")
         cpu_before = harness.process_cpu_seconds(emulator.process.pid)
         run = harness.run_child(

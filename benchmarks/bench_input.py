@@ -9,7 +9,7 @@ Ceilings: the same records through ``json.dumps`` + ``write`` alone, and the sam
 in both the measured and the ceiling figure.
 
     .venv/bin/python benchmarks/bench_input.py            # 1M requests
-    .venv/bin/python benchmarks/bench_input.py --quick    # 50k requests
+    .venv/bin/python benchmarks/bench_input.py --quick    # 20k requests
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ TARGET_PER_SECOND = 200_000
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="50k requests instead of 1M")
-    parser.add_argument("--requests", type=int, help="request count (default 1,000,000; quick 50,000)")
+    parser.add_argument("--quick", action="store_true", help="20k requests instead of 1M")
+    parser.add_argument("--requests", type=int, help="request count (default 1,000,000; quick 20,000)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "COUNT", "PATH"), help=argparse.SUPPRESS)
     return parser
 
@@ -96,7 +96,7 @@ def _run(kind: str, count: int, path: Path, work: Path) -> dict[str, Any]:
 
 def measure(*, quick: bool, requests: int | None = None) -> list[harness.Row]:
     """Build and validate N requests; return the table rows."""
-    count = requests or (50_000 if quick else 1_000_000)
+    count = requests or (20_000 if quick else 1_000_000)
     with harness.scratch_dir("gemini-bench-input-") as work:
         built = work / "built.jsonl"
         build = _run("build", count, built, work)

@@ -14,7 +14,7 @@ client per poll and calls ``client.aio.batches.get``. The emulator's own CPU ove
 reported too: on a 2-core machine the emulator and the triggers compete for the same cores.
 
     .venv/bin/python benchmarks/bench_triggers.py            # 1,000 triggers, 30 s
-    .venv/bin/python benchmarks/bench_triggers.py --quick    # 50 triggers, 2 s
+    .venv/bin/python benchmarks/bench_triggers.py --quick    # 20 triggers, 2 s
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ CPU_ADVANTAGE_TARGET = 3.0
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="50 triggers for 2 s")
-    parser.add_argument("--triggers", type=int, help="trigger count (default 1,000; quick 50)")
+    parser.add_argument("--quick", action="store_true", help="20 triggers for 2 s")
+    parser.add_argument("--triggers", type=int, help="trigger count (default 1,000; quick 20)")
     parser.add_argument("--seconds", type=float, help="measurement window (default 30; quick 2)")
     parser.add_argument(
         "--child", nargs=5, metavar=("KIND", "BATCHES", "SECONDS", "URL", "PID"), help=argparse.SUPPRESS
@@ -193,15 +193,6 @@ def child(kind: str, batches_path: str, seconds: float, base_url: str, emulator_
 # -- the parent ----------------------------------------------------------------------------------
 
 
-def _create_jobs(emulator: harness.Emulator, count: int) -> list[str]:
-    import httpx
-
-    body: dict[str, Any] = {"batch": {"inputConfig": {"requests": {"requests": [{"request": {"contents": []}}]}}}}
-    url = f"{emulator.base_url}/v1beta/models/gemini-2.5-flash:batchGenerateContent"
-    with httpx.Client(headers={"x-goog-api-key": emulator.api_key}, timeout=60) as client:
-        return [str(client.post(url, json=body).raise_for_status().json()["name"]) for _ in range(count)]
-
-
 def _run(kind: str, batches_path: Path, seconds: float, work: Path, emulator: harness.Emulator) -> dict[str, Any]:
     harness.progress(f"Triggers ({kind}): measuring for {seconds:.0f} s ...")
     command = harness.python_child(
@@ -218,14 +209,14 @@ def _run(kind: str, batches_path: Path, seconds: float, work: Path, emulator: ha
 
 def measure(*, quick: bool, triggers: int | None = None, seconds: float | None = None) -> list[harness.Row]:
     """Run N of our triggers, then N per-poll-SDK-client triggers; return the table rows."""
-    count = triggers or (50 if quick else 1000)
+    count = triggers or (20 if quick else 1000)
     window = seconds or (2.0 if quick else 30.0)
     with (
         harness.scratch_dir("gemini-bench-triggers-") as work,
         harness.running_emulator(work / "emulator", extra_args=["--running-seconds", "86400"]) as emulator,
     ):
         batches_path = work / "batches.json"
-        batches_path.write_text(json.dumps(_create_jobs(emulator, count)))
+        batches_path.write_text(json.dumps(harness.fixtures.create_jobs(emulator, count)))
         results = {kind: _run(kind, batches_path, window, work, emulator) for kind in ("ours", "sdk")}
     ours, sdk = results["ours"], results["sdk"]
 

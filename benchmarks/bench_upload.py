@@ -16,7 +16,7 @@ single uploads last seconds, so disk write-back and other load move them a lot. 
 a file twice as large: its peak RSS must not grow with the file.
 
     .venv/bin/python benchmarks/bench_upload.py            # 1 GiB (and ours at 2 GiB)
-    .venv/bin/python benchmarks/bench_upload.py --quick    # 32 MiB (and 64 MiB)
+    .venv/bin/python benchmarks/bench_upload.py --quick    # 8 MiB (and 16 MiB)
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as harness
 
-from airflow_provider_gemini_batch.emulator import EmulatorControl
-
 MiB = harness.MiB
 MB = 1_000_000
 RSS_TARGET_MIB = 150.0
@@ -43,7 +41,7 @@ UPLOAD_MEMORY = Path(__file__).resolve().parent / "upload_memory.py"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="32 MiB and 64 MiB instead of 1 GiB and 2 GiB")
+    parser.add_argument("--quick", action="store_true", help="8 MiB and 16 MiB instead of 1 GiB and 2 GiB")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "URL", "KEY", "PATH"), help=argparse.SUPPRESS)
     return parser
 
@@ -105,15 +103,13 @@ def _upload(
     harness.progress(f"Uploading {source.size_bytes / MiB:.0f} MiB ({'stored' if stored else 'discarded'}): {kind} ...")
     report = harness.run_child(command, env=env, cwd=harness.REPO_ROOT, timeout=1800).check()
     if report["file_name"]:
-        if stored:
-            received = emulator.stored_file_digest(report["file_name"])
-            expected: tuple[str | int, ...] = (source.sha256, source.size_bytes)
-        else:
-            received = (harness.raw_file_size(emulator.base_url, emulator.api_key, report["file_name"]),)
-            expected = (source.size_bytes,)
+        name = report["file_name"]
+        size = harness.fixtures.file_size(emulator, name)
+        received = (emulator.control.file_sha256(name), size) if stored else (size,)
+        expected = (source.sha256, source.size_bytes) if stored else (source.size_bytes,)
         if received != expected:
             raise RuntimeError(f"{kind}: the emulator received {received}, expected {expected}.")
-        harness.raw_delete_file(emulator.base_url, emulator.api_key, report["file_name"])
+        harness.fixtures.delete_file(emulator, name)
     report["mb_per_second"] = source.size_bytes / MB / report["seconds"]
     return report
 
@@ -143,7 +139,7 @@ def _repeated(
 
 def measure(*, quick: bool) -> list[harness.Row]:
     """Upload one file every way, to an emulator that discards and to one that stores; return the rows."""
-    size_mib = 32 if quick else 1024
+    size_mib = 8 if quick else 1024
     repeats = 1 if quick else 3
     label = f"{size_mib} MiB" if size_mib < 1024 else f"{size_mib // 1024} GiB"
     big_label = f"{2 * size_mib} MiB" if size_mib < 512 else f"{2 * size_mib // 1024} GiB"
@@ -151,12 +147,11 @@ def measure(*, quick: bool) -> list[harness.Row]:
         harness.require_free_space(work, 6 * size_mib * MiB)
         with harness.running_emulator(work / "emulator") as emulator:
             source = harness.write_batch_jsonl(work / "input.jsonl", size_mib * MiB, seed=1)
-            control = EmulatorControl(emulator.base_url)
-            control.configure(discard_uploads=True)
+            emulator.control.configure(discard_uploads=True)
             client_bound = _repeated(
                 ["ours", "sdk", "ceiling", "raw"], source, work, emulator, repeats=repeats, stored=False
             )
-            control.configure(discard_uploads=False)
+            emulator.control.configure(discard_uploads=False)
             stored = _repeated(["ours", "sdk", "raw"], source, work, emulator, repeats=repeats, stored=True)
             source.path.unlink()
             bigger = harness.write_batch_jsonl(work / "input-2x.jsonl", 2 * size_mib * MiB, seed=2)

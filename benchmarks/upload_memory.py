@@ -50,16 +50,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def child(source: str, chunk_mib: int | None, trace: bool) -> None:
     """Upload ``source`` with the hook and report time and memory to the parent."""
-    from airflow_provider_gemini_batch.hooks._upload import DEFAULT_CHUNK_BYTES
-    from airflow_provider_gemini_batch.hooks.gemini_batch import GeminiBatchHook
+    from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
     after_imports = harness.current_rss_bytes()
     hook = GeminiBatchHook()
-    chunk_bytes = chunk_mib * MiB if chunk_mib else DEFAULT_CHUNK_BYTES
     tracer = _PeakTracer() if trace else None
     collections_before = [generation["collections"] for generation in gc.get_stats()]
     started = time.perf_counter()
-    uploaded = hook.upload_file(source, chunk_bytes=chunk_bytes)
+    uploaded = hook.upload_file(source, chunk_bytes=chunk_mib * MiB) if chunk_mib else hook.upload_file(source)
     seconds = time.perf_counter() - started
     collections = [
         generation["collections"] - before
@@ -140,8 +138,8 @@ def measure(size_mib: int, work: Path, emulator: harness.Emulator, args: argpars
         report = run.check()
     finally:
         source.unlink(missing_ok=True)
-    stored_sha256, stored_size = emulator.stored_file_digest(report["file_name"])
-    intact = stored_sha256 == generated.sha256 and stored_size == generated.size_bytes == report["size_bytes"]
+    stored_sha256 = emulator.control.file_sha256(report["file_name"])
+    intact = stored_sha256 == generated.sha256 and report["size_bytes"] == generated.size_bytes
     return {
         **report,
         "size_mib": size_mib,

@@ -1,0 +1,55 @@
+"""Readings of a process's memory and CPU (Linux ``/proc`` and ``getrusage``), and a percentile."""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Sequence
+
+
+def current_rss_bytes() -> int:
+    """This process's resident set size now (Linux ``VmRSS``)."""
+    return _status_kib("self", "VmRSS") * 1024
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far: ``ru_maxrss``, in KiB on Linux."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def address_space_peak_rss_bytes() -> int:
+    """Peak RSS of this address space only (``VmHWM``).
+
+    ``ru_maxrss`` can inherit the parent's peak across ``exec``; ``VmHWM`` cannot, so a gap between
+    the two means the parent, not the child, set the number.
+    """
+    return _status_kib("self", "VmHWM") * 1024
+
+
+def process_rss_bytes(pid: int) -> int:
+    """A process's resident set size now."""
+    return _status_kib(str(pid), "VmRSS") * 1024
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile (nearest rank) of ``values``; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def _status_kib(pid: str, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/status has no {field}")
