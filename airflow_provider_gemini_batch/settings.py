@@ -20,7 +20,7 @@ from typing import Any
 
 #: Where requests go when the connection has no host.
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-#: REST API version (``v1beta`` carries every Batch Mode feature; see ``docs/protocol.md``).
+#: REST API version: the one Google's Batch Mode documentation uses (``docs/protocol.md``, "Versions and auth").
 DEFAULT_API_VERSION = "v1beta"
 #: Seconds for one attempt of one request, from connect to the reply's last byte.
 DEFAULT_REQUEST_TIMEOUT = 60.0
@@ -77,7 +77,7 @@ CONNECTION_FIELDS: dict[str, Any] = {
     "api_version": {
         "label": "API version",
         "schema": {"type": ["string", "null"], "default": DEFAULT_API_VERSION, "enum": ["v1beta", "v1"]},
-        "description": "REST API version: v1beta (every Batch Mode feature) or v1.",
+        "description": "REST API version: v1beta (the one the Batch Mode docs use) or v1.",
     },
     "timeout": {
         "label": "Request timeout (seconds)",

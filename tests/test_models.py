@@ -1,4 +1,4 @@
-"""The models accept the service's Operation and File shapes exactly as PROTOCOL.md gives them."""
+"""The models accept the service's Operation and File shapes as ``docs/protocol.md`` gives them ("The Operation")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Batches API: create (generate / embed), get, list, cancel, delete (PROTOCOL.md "Batches").
+"""The Batches API: create (generate / embed), get, list, cancel, delete (docs/protocol.md "Batches").
 
 Creating is not idempotent, as on the live service: every create makes a new job.
 """
@@ -23,7 +23,7 @@ from airflow_provider_gemini_batch.emulator._wire import omit_empty, paginate, r
 
 __all__ = ["batch_routes"]
 
-#: Inline requests must stay under 20 MB in total (PROTOCOL.md "Create body").
+#: Inline requests must stay under 20 MB in total (docs/protocol.md "Create body").
 INLINE_REQUEST_LIMIT = 20 * 1024 * 1024
 
 
@@ -55,7 +55,7 @@ async def _create(request: Request, *, embedding: bool) -> Response:
         state.jobs.add(job)
     else:
         # Made in a task of its own, so the job appears even if the client hung up (or this request
-        # was cancelled) meanwhile: a timed-out create may have made a paid job (PROTOCOL.md "Batches").
+        # was cancelled) meanwhile: a timed-out create may have made a paid job (docs/protocol.md "Batches").
         held = _held_job(state, hold.seconds, batch, model=model, embedding=embedding)
         job = await asyncio.shield(state.detach(held))
     if state.faults.take("drop_after_create", request.method, request.url.path):
@@ -111,7 +111,8 @@ def _inline_items(items: object) -> list[dict[str, Any]]:
         raise invalid_argument("batch.input_config.requests.requests must be a non-empty list.")
     for index, item in enumerate(items):
         # Unparseable items fail the create; an item without a request is an empty request, which
-        # fails on its own in the results (PROTOCOL.md "Results"), like one without contents.
+        # fails on its own in the results, like one without contents (docs/protocol.md, "SUCCEEDED
+        # does not mean the requests succeeded").
         if not isinstance(item, dict) or not isinstance(item.get("request", {}), dict):
             raise invalid_argument(
                 f"batch.input_config.requests.requests[{index}] must be an object with a 'request' object."

@@ -1,4 +1,4 @@
-"""The Files API: resumable upload, get, list, delete and download (PROTOCOL.md "Files API").
+"""The Files API: resumable upload, get, list, delete and download (docs/protocol.md "Files API").
 
 A resumable upload is one ``POST /upload/{version}/files`` to start, then ``POST`` to the returned
 upload URL (``?upload_id=``) per chunk. The upload URL is its own credential: chunk and query
@@ -27,7 +27,7 @@ from airflow_provider_gemini_batch.emulator._wire import omit_empty, paginate, r
 
 __all__ = ["file_routes"]
 
-#: Input files may be at most 2 GB (PROTOCOL.md "Limits").
+#: Input files may be at most 2 GB (docs/protocol.md "Limits").
 MAX_FILE_BYTES = 2 * 1024**3
 _START_BODY_LIMIT = 1024 * 1024
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")

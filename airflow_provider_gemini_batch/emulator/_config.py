@@ -28,7 +28,7 @@ NON_TERMINAL_STATES = frozenset({"PENDING", "RUNNING"})
 _STATE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 #: Models a generation batch (``batchGenerateContent``) may name by default: the current Gemini 2.5
-#: and 3 text models, their ``-latest`` aliases, and the image models (PROTOCOL.md "Media").
+#: and 3 text models, their ``-latest`` aliases, and the image models (docs/protocol.md "Media").
 DEFAULT_GENERATION_MODELS = tuple(
     f"models/{model_id}"
     for model_id in (
@@ -46,7 +46,7 @@ DEFAULT_GENERATION_MODELS = tuple(
         "gemini-3-pro-image-preview",
     )
 )
-#: Models an embeddings batch (``asyncBatchEmbedContent``) may name by default (PROTOCOL.md "Models").
+#: Models an embeddings batch (``asyncBatchEmbedContent``) may name by default (docs/protocol.md "Models").
 DEFAULT_EMBEDDING_MODELS = ("models/gemini-embedding-001", "models/gemini-embedding-2")
 _MODEL_NAME = re.compile(r"(?:models|tunedModels)/[A-Za-z0-9][A-Za-z0-9._-]*")
 _MODEL_SETTINGS = ("generation_models", "embedding_models")

@@ -1,7 +1,7 @@
 """Errors the emulator answers with, in the service's shape.
 
 Every error body is ``{"error": {"code", "message", "status", "details"?}}`` (google.rpc.Status with
-the canonical status name), see PROTOCOL.md "Errors". Route handlers raise :class:`ApiError`; one
+the canonical status name), see docs/protocol.md "Errors". Route handlers raise :class:`ApiError`; one
 exception handler turns it into the reply.
 """
 
@@ -85,7 +85,7 @@ def model_not_found(model: str, version: str, method: str) -> ApiError:
     """404 NOT_FOUND: a model the service does not have, or one that does not serve ``method``.
 
     The service does not tell the two apart: an embedding model on ``batchGenerateContent`` gets
-    this same reply (PROTOCOL.md "Models").
+    this same reply (docs/protocol.md "Models").
     """
     return ApiError(
         404,

@@ -6,8 +6,8 @@
 - Embeddings are unit vectors derived from a hash of the text, of ``outputDimensionality``
   (default 768) values.
 - A prompt containing :data:`FAILURE_MARKER` gets a per-item INVALID_ARGUMENT error instead of
-  a response, and so does a request that is not a valid request: per PROTOCOL.md item failures
-  never fail the job.
+  a response, and so does a request that is not a valid request: item failures never fail the
+  job (docs/protocol.md, "SUCCEEDED does not mean the requests succeeded").
 
 Each ``answer_*`` function returns the item's outcome: ``{"response": ...}`` or ``{"error": ...}``.
 """

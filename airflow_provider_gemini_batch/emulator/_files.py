@@ -35,7 +35,7 @@ from airflow_provider_gemini_batch.emulator._wire import (
 
 __all__ = ["FileStore", "StoredFile", "UploadSession"]
 
-#: Files expire 48 h after creation (PROTOCOL.md "Limits").
+#: Files expire 48 h after creation (docs/protocol.md "Limits").
 _LIFETIME_NANOS = 48 * 3600 * 1_000_000_000
 
 

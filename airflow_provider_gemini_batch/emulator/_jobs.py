@@ -22,7 +22,7 @@ from airflow_provider_gemini_batch.emulator._wire import int64, new_resource_id,
 __all__ = ["Job", "JobStore", "JobView", "render_operation"]
 
 _NANOS = 1_000_000_000
-#: A job pending or running for longer than this becomes EXPIRED (PROTOCOL.md "Batches").
+#: A job pending or running for longer than this becomes EXPIRED (docs/protocol.md "Batches").
 _EXPIRY_NANOS = 48 * 3600 * _NANOS
 _TYPE_PREFIX = "type.googleapis.com/google.ai.generativelanguage.v1main."
 #: The google.rpc.Status a job ends with when it does not succeed: (code, default message).

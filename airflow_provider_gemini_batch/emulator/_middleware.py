@@ -22,7 +22,7 @@ __all__ = ["CONTROL_PREFIX", "ApiFrontDoor"]
 
 CONTROL_PREFIX = "/_emulator/"
 
-# The live service's answers to a missing and to a wrong key (PROTOCOL.md "Errors").
+# The live service's answers to a missing and to a wrong key (docs/protocol.md "Errors").
 _MISSING_KEY = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."

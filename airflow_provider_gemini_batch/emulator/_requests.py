@@ -11,7 +11,7 @@ from airflow_provider_gemini_batch.emulator._errors import ApiError, invalid_arg
 
 __all__ = ["API_VERSIONS", "api_version", "base_url", "page_parameters", "read_json"]
 
-#: Both versions serve the same resources (PROTOCOL.md "Versions and auth").
+#: Both versions serve the same resources (docs/protocol.md "Versions and auth").
 API_VERSIONS = ("v1beta", "v1")
 
 

@@ -1,6 +1,6 @@
 """How the Gemini API encodes values on the wire, in one place.
 
-- int64 fields are JSON strings and zero-valued fields are omitted (proto3 JSON), see PROTOCOL.md.
+- int64 fields are JSON strings and zero-valued fields are omitted (proto3 JSON), see docs/protocol.md "Wire encoding".
 - Timestamps are RFC 3339 with nine fractional digits.
 - Request fields arrive in camelCase or snake_case: the service's proto-JSON parser accepts both.
 - List endpoints page with an opaque ``pageToken``.

@@ -62,7 +62,7 @@ class ApiKeyAuth(httpx.Auth):
 
     Never in the URL, where it ends up in logs; never to another scheme, host or port, whatever URL
     a reply points at. Upload-session URLs carry their own credential (``upload_id``), so they get
-    no key either (PROTOCOL.md).
+    no key either (``docs/protocol.md``, "Versions and auth").
 
     :param origin_url: a URL on the only origin that may receive the key: the connection's base URL.
     """

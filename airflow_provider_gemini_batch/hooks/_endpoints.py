@@ -1,7 +1,7 @@
 """Request building and response parsing for every Gemini Batch / Files endpoint, written once.
 
 The sync and async clients only differ in how they send an ``ApiCall``; everything about paths,
-bodies and the shapes of replies lives here (see PROTOCOL.md). Names are validated before any I/O.
+bodies and the shapes of replies lives here (see ``docs/protocol.md``). Names are validated before any I/O.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ApiCall(Generic[T]):
 
     :param description: names the operation in error messages ("get batch batches/abc").
     :param retry_safe: whether resending after a lost reply is harmless. False for batch creates:
-        the same create sent twice makes two paid jobs (PROTOCOL.md).
+        the same create sent twice makes two paid jobs (``docs/protocol.md``, "Creating is not idempotent").
     """
 
     method: str
@@ -63,15 +63,19 @@ def model_path(model: str) -> str:
     return f"{prefix}/{model_id}"
 
 
+_SINGULAR = {"batches": "batch", "files": "file"}
+
+
 def resource_name(name: str, collection: str) -> str:
     """Check that ``name`` is ``{collection}/{id}`` and return it stripped."""
     name = (name or "").strip() if isinstance(name, str) else name
+    singular = _SINGULAR.get(collection, collection)
     if not isinstance(name, str) or not name:
-        raise GeminiBatchInputError(f"The {collection[:-1]} name is empty: pass '{collection}/<id>'.")
+        raise GeminiBatchInputError(f"The {singular} name is empty: pass '{collection}/<id>'.")
     prefix, _, resource_id = name.partition("/")
     if prefix != collection or not _RESOURCE_ID.match(resource_id):
         raise GeminiBatchInputError(
-            f"{name!r} is not a {collection[:-1]} name: expected '{collection}/<id>' "
+            f"{name!r} is not a {singular} name: expected '{collection}/<id>' "
             f"(letters, digits, '-' and '_' after the prefix)."
         )
     return name

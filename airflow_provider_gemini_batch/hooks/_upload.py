@@ -1,4 +1,4 @@
-"""The resumable upload protocol (PROTOCOL.md, "Resumable upload"), streamed in large chunks.
+"""The resumable upload protocol (docs/protocol.md "Resumable upload"), streamed in large chunks.
 
 Each chunk is read from the (seekable) source piece by piece while it is sent, so memory stays at
 about one piece whatever the chunk or file size. After a dropped connection or a retryable error,
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 DEFAULT_GRANULARITY = 8 * 1024 * 1024
 # Every chunk ends in a round trip during which nothing is sent: the client waits for the server to
 # drain what is in flight and answer. 64 MiB chunks pay that 8 times less often than the SDK's 8 MiB
-# (``make bench``, row 1), and cost no memory, since a chunk is never held whole.
+# (``benchmarks/bench_upload.py``), and cost no memory, since a chunk is never held whole.
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 # Bytes read from the source and handed to the socket at a time.
 _PIECE_BYTES = 1024 * 1024

@@ -1,4 +1,4 @@
-"""Models: a create names a model the service knows, of the kind the endpoint needs (PROTOCOL.md "Models")."""
+"""Models: a create names a model the service knows, of the kind the endpoint needs (docs/protocol.md "Models")."""
 
 from __future__ import annotations
 

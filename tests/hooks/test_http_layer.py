@@ -452,3 +452,10 @@ class TestUploadResume:
         server = _UploadServer(keep=5, claim=500)  # the first chunk was 400 bytes
         with pytest.raises(GeminiBatchError, match=r"reports 500 bytes .* received, but only 400 were sent"):
             make_hook(server).upload_file(io.BytesIO(bytes(768)), chunk_bytes=400)
+
+
+@pytest.mark.parametrize(("name", "says"), [("", "The batch name is empty"), ("files/x", "is not a batch name")])
+def test_a_bad_batch_name_is_named_in_plain_words(make_hook: MakeHook, name: str, says: str) -> None:
+    hook = make_hook(lambda request: httpx.Response(500))
+    with pytest.raises(GeminiBatchInputError, match=says):
+        hook.get_batch(name)

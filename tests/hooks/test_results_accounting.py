@@ -1,8 +1,8 @@
 """What ``iter_results`` and ``download_file`` promise about completeness, on ``httpx.MockTransport``.
 
 A results body sent without a length can end early at a line boundary and look whole; every read is
-compared with the job's ``batchStats.requestCount`` (PROTOCOL.md, "Don't assume a results file and
-batchStats agree"). A file download that fails leaves nothing at its destination.
+compared with the job's ``batchStats.requestCount`` (``docs/protocol.md``, "Results files and counts
+can disagree"). A file download that fails leaves nothing at its destination.
 """
 
 from __future__ import annotations
