@@ -206,7 +206,36 @@ class GeminiBatchTimeout(GeminiBatchJobError):
 
 
 class GeminiBatchPartialFailure(GeminiBatchJobError):
-    """The job SUCCEEDED but more of its requests failed than the partial-failure policy allows."""
+    """The job SUCCEEDED but more of its requests failed than the partial-failure policy allows.
+
+    :param first_errors: ``(key, message)`` of the first failed requests, from a bounded look at the
+        results (``GeminiBatchHook.sample_errors``); the first :attr:`errors_quoted` are quoted in the
+        message, each shortened, so the user sees why without downloading anything. Keys are ``None``
+        for inline requests sent without one. Empty when they could not be read.
+    """
+
+    errors_quoted = 3
+    key_chars = 60
+    message_chars = 160
+
+    def __init__(
+        self,
+        batch_name: str,
+        state: str,
+        service_message: str | None = None,
+        hint: str = "",
+        first_errors: Sequence[tuple[str | None, str]] = (),
+    ) -> None:
+        self.first_errors = tuple(
+            (None if key is None else truncate(key, self.key_chars), truncate(message, self.message_chars).rstrip("."))
+            for key, message in first_errors[: self.errors_quoted]
+        )
+        if self.first_errors:
+            quoted = "; ".join(
+                f"{'(no key)' if key is None else repr(key)}: {message}" for key, message in self.first_errors
+            )
+            hint = _sentences(f"First failed requests: {quoted}", hint or self.default_hint)
+        super().__init__(batch_name, state, service_message, hint)
 
 
 class GeminiBatchIncompleteResults(GeminiBatchError):

@@ -8,7 +8,7 @@ our own deadline each raise their own exception class, chosen from the state, ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from airflow_provider_gemini_batch.exceptions import (
@@ -21,7 +21,7 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchPartialFailure,
     GeminiBatchTimeout,
 )
-from airflow_provider_gemini_batch.models import Batch, BatchState
+from airflow_provider_gemini_batch.models import Batch, BatchResult, BatchState
 from airflow_provider_gemini_batch.watch import WaitOutcome
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,22 @@ class FailurePolicy:
         return None
 
 
-def raise_for_outcome(batch: Batch, policy: FailurePolicy) -> None:
-    """Return quietly when the finished job counts as success; raise its exception class otherwise."""
+def wants_error_sample(outcome: WaitOutcome, policy: FailurePolicy) -> bool:
+    """Whether ``settle`` will raise ``GeminiBatchPartialFailure``, so its message wants the first failures.
+
+    The caller then reads them (``GeminiBatchHook.sample_errors``) and passes them to ``settle``; a job
+    that ends any other way costs no look at its results.
+    """
+    batch = outcome.batch
+    return outcome.kind == "terminal" and batch.state is BatchState.SUCCEEDED and policy.violation(batch) is not None
+
+
+def raise_for_outcome(batch: Batch, policy: FailurePolicy, first_errors: Sequence[BatchResult] = ()) -> None:
+    """Return quietly when the finished job counts as success; raise its exception class otherwise.
+
+    :param first_errors: the job's first failed requests, quoted when the job fails ``policy``
+        (see :func:`wants_error_sample`); only their keys and error messages are used.
+    """
     message = batch.error.message if batch.error else None
     error_class = _STATE_ERRORS.get(batch.state)
     if error_class is not None:
@@ -87,6 +101,11 @@ def raise_for_outcome(batch: Batch, policy: FailurePolicy) -> None:
             batch.state.value,
             violation,
             hint="The successful results are still downloadable; raise the limits to accept this.",
+            first_errors=[
+                (result.key, result.error.message or result.error.status or "(no message)")
+                for result in first_errors
+                if result.error is not None
+            ],
         )
     stats = batch.batch_stats
     if stats.failed_request_count:
@@ -110,19 +129,26 @@ class ExitActions:
     cancel_on_error: bool = True
 
 
-def settle(outcome: WaitOutcome, policy: FailurePolicy, actions: ExitActions, cancel: Canceller) -> Batch:
+def settle(
+    outcome: WaitOutcome,
+    policy: FailurePolicy,
+    actions: ExitActions,
+    cancel: Canceller,
+    first_errors: Sequence[BatchResult] = (),
+) -> Batch:
     """Turn how a wait ended into the task's outcome: the batch, or the exception for that exit.
 
     The same for every wait (trigger event or worker-side loop), so both modes end alike:
 
-    - ``terminal``: success, or the job state's own exception (see :func:`raise_for_outcome`);
+    - ``terminal``: success, or the job state's own exception (see :func:`raise_for_outcome`, which
+      quotes ``first_errors`` when the job fails ``policy``);
     - ``timeout``: ``GeminiBatchTimeout``, after cancelling the job when ``cancel_on_timeout``;
     - ``outage``: ``GeminiBatchConnectionError``; the job is left running for a retry to reconnect to;
     - ``error``: ``GeminiBatchError`` with the cause, after cancelling when ``cancel_on_error``.
     """
     batch = outcome.batch
     if outcome.kind == "terminal":
-        raise_for_outcome(batch, policy)
+        raise_for_outcome(batch, policy, first_errors)
         return batch
     if outcome.kind == "timeout":
         if actions.cancel_on_timeout:

@@ -27,7 +27,7 @@ from airflow_provider_gemini_batch.idempotency import (
     keyed_display_name,
 )
 from airflow_provider_gemini_batch.models import Batch
-from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
+from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle, wants_error_sample
 from airflow_provider_gemini_batch.settings import (
     DEFAULT_CANCEL_POLL_INTERVAL,
     DEFAULT_CANCEL_WAIT_TIMEOUT,
@@ -229,7 +229,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     def _finish(self, context: Context, outcome: WaitOutcome) -> str:
         """End the task from how the wait ended: the same for the trigger's event and the worker's wait."""
         self._cancel_late_duplicates(context, outcome.batch.name)
-        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly).name
+        sample = self.hook.sample_errors(outcome.batch) if wants_error_sample(outcome, self.failure_policy) else []
+        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly, sample).name
 
     def on_kill(self) -> None:
         if self._batch_name and self.cancel_on_kill:

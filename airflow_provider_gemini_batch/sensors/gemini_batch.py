@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
+from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle, wants_error_sample
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
 from airflow_provider_gemini_batch.watch import BatchWatch, Finish, WaitOutcome
@@ -122,4 +122,5 @@ class GeminiBatchSensor(BaseSensorOperator):
         return self._finish(WaitOutcome.from_event(event))
 
     def _finish(self, outcome: WaitOutcome) -> dict[str, Any]:
-        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly).summary()
+        sample = self.hook.sample_errors(outcome.batch) if wants_error_sample(outcome, self.failure_policy) else []
+        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly, sample).summary()
