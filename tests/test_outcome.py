@@ -161,6 +161,7 @@ class TestEndToEnd:
         assert "3 of 5 requests failed, more than max_failed_requests=2" in message
         for key in ("k0", "k2", "k3"):
             assert f"'{key}': Request rejected" in message
+        assert len(downloads(emulator)) == 1, "the quotes came from one look at the results file"
 
     def test_within_the_policy_nothing_is_read(self, emulator: EmulatorHandle) -> None:
         hook = GeminiBatchHook()
@@ -174,5 +175,8 @@ class TestEndToEnd:
             poll_interval=0.1,
         )
         run_task(operator)
-        downloads = [request for request in emulator.control.requests() if "/download/" in request["path"]]
-        assert downloads == []
+        assert downloads(emulator) == []
+
+
+def downloads(emulator: EmulatorHandle) -> list[str]:
+    return [request["path"] for request in emulator.control.requests() if request["path"].startswith("/download/")]
