@@ -62,10 +62,10 @@ class _Problems:
     items: list[str] = field(default_factory=list)
     count: int = 0
 
-    def add(self, where: str, what: str) -> None:
+    def add(self, label: str, number: int, what: str) -> None:
         self.count += 1
         if len(self.items) < MAX_REPORTED_PROBLEMS:
-            self.items.append(f"{where}: {what}")
+            self.items.append(f"{label} {number}: {what}")
 
     def raise_if_any(self, total: int) -> None:
         if total == 0 and not self.count:
@@ -101,29 +101,31 @@ class _Checker:
         self.first_seen: dict[str, int] = {}
 
     def check(self, item: Any, number: int) -> bool:
-        where = f"{self.item_label} {number}"
+        label, add = self.item_label, self.problems.add
         if not _is_object(item):
-            self.problems.add(where, f"is a JSON {type(item).__name__}, not an object")
+            add(label, number, f"is a JSON {type(item).__name__}, not an object")
             return False
         ok = True
         key = item.get("key")
         if type(key) is not str or not key.strip():
-            self.problems.add(
-                where, "missing or empty 'key'" if not key else f"'key' must be a string, got {truncate(repr(key), 60)}"
+            add(
+                label,
+                number,
+                f"'key' must be a string, got {truncate(repr(key), 60)}" if key else "missing or empty 'key'",
             )
             ok = False
         elif key in self.first_seen:
-            self.problems.add(where, f"duplicate key {key!r} (first on {self.item_label} {self.first_seen[key]})")
+            add(label, number, f"duplicate key {key!r} (first on {label} {self.first_seen[key]})")
             ok = False
         else:
             self.first_seen[key] = number
         request = item.get("request")
         if request is None:
-            self.problems.add(where, f"no 'request' object (the {self.item_label} has {_names(item)})")
+            add(label, number, f"no 'request' object (the {label} has {_names(item)})")
             return False
         problem = request_problem(request, self.kind)
         if problem:
-            self.problems.add(where, problem)
+            add(label, number, problem)
             return False
         return ok
 
@@ -158,6 +160,8 @@ def _generate_problem(request: Mapping[str, Any]) -> str | None:
     if not contents:
         return "'request.contents' is empty"
     for index, content in enumerate(contents):
+        if type(content) is dict and type(content.get("parts")) is list:
+            continue  # The common case, passed without building a name for a message.
         problem = _parts_problem(content, f"request.contents[{index}]")
         if problem:
             return problem
@@ -225,7 +229,7 @@ def validate_jsonl(lines: Iterable[bytes], source: str, *, kind: BatchKind | Non
             try:
                 item = json.loads(line)  # What json accepts passes, as before (a lone surrogate, say).
             except ValueError:
-                checker.problems.add(f"line {number}", f"not valid JSON ({str(exc).split(' at line ')[0]})")
+                checker.problems.add("line", number, f"not valid JSON ({str(exc).split(' at line ')[0]})")
                 count += 1
                 continue
         count += 1
@@ -252,12 +256,13 @@ def records_to_jsonl(
         not known yet, and then either request shape passes.
     """
     checker = _Checker(source, "record", kind, f", or flat: {key_field!r} beside the request's own fields")
+    to_json = pydantic_core.to_json  # Twice as fast as json.dumps; compact UTF-8 alike.
     count = byte_count = 0
     for number, record in enumerate(records, start=1):
         count += 1
         item = _as_item(record, key_field)
         if checker.check(item, number):
-            line = pydantic_core.to_json(item) + b"\n"  # Twice as fast as json.dumps; compact UTF-8 alike.
+            line = to_json(item) + b"\n"
             out.write(line)
             byte_count += len(line)
     checker.problems.raise_if_any(count)
@@ -267,11 +272,11 @@ def records_to_jsonl(
 def _as_item(record: Any, key_field: str) -> Any:
     if not _is_object(record):
         return record
-    key = record.get(key_field)
+    rest = dict(record)
+    key = rest.pop(key_field, None)
     if isinstance(key, int) and not isinstance(key, bool):
         key = str(key)  # Database ids are the usual keys; the wire wants strings.
-    rest = {name: value for name, value in record.items() if name != key_field}
-    if "request" in record:
+    if "request" in rest:
         return {"key": key, **rest}
     return {"key": key, "request": rest}
 
