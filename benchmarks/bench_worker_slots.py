@@ -4,7 +4,7 @@ Each mode runs ``GeminiSubmitBatchOperator`` in ``dag.test()`` in its own fresh 
 throwaway AIRFLOW_HOME (SQLite), against an emulator whose jobs stay RUNNING for M minutes. The
 two modes run at the same time, each with its own emulator, so the row takes M minutes, not 2M.
 A quick run puts both modes in one DAG, run by one interpreter: a second Airflow start-up
-(about 9 CPU seconds) costs more than the second 3-second batch.
+(about 9 CPU seconds) costs more than the second 2-second batch.
 
 ``dag.test()`` runs the trigger inline in the same process, so the task's recorded duration also
 covers the deferred wait. What a real worker holds is measured instead by timing the operator's
@@ -14,7 +14,7 @@ reported next to it as a cross-check.
 
     .venv/bin/python benchmarks/bench_worker_slots.py                       # a 10-minute batch
     .venv/bin/python benchmarks/bench_worker_slots.py --batch-minutes 0.2   # a 12-second batch
-    .venv/bin/python benchmarks/bench_worker_slots.py --quick               # a 3-second batch
+    .venv/bin/python benchmarks/bench_worker_slots.py --quick               # a 2-second batch
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz=
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a 3-second batch")
+    parser.add_argument("--quick", action="store_true", help="a 2-second batch")
     parser.add_argument("--batch-minutes", type=float, default=10.0, help="how long the batch runs (default 10)")
     parser.add_argument("--child", nargs=2, metavar=("DAGS_FOLDER", "TIMINGS"), help=argparse.SUPPRESS)
     return parser
@@ -183,8 +183,8 @@ def _modes(modes: tuple[bool, ...], batch_seconds: float, poll_interval: float, 
 
 def measure(*, quick: bool, batch_minutes: float = 10.0) -> list[harness.Row]:
     """Run the batch task in both modes (side by side, or one after the other when quick); return the rows."""
-    batch_seconds = 3.0 if quick else batch_minutes * 60
-    poll_interval = 2.0 if batch_seconds < 120 else 10.0
+    batch_seconds = 2.0 if quick else batch_minutes * 60
+    poll_interval = 1.0 if quick else 2.0 if batch_seconds < 120 else 10.0
     groups: list[tuple[bool, ...]] = [(True, False)] if quick else [(True,), (False,)]
     results: dict[bool, dict[str, Any]] = {}
     errors: list[BaseException] = []

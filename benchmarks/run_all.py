@@ -116,6 +116,7 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
     # which mostly waits; a quick run's figures are not judged, so its rows all run at once.
     harness.fixtures.start_worker()
     at_once = selected if quick else [name for name in selected if name == "worker_slots"]
+    at_once = sorted(at_once, key=lambda name: name != "worker_slots")  # the longest row starts first
     threads = [threading.Thread(target=attempt, args=(name,), name=name) for name in at_once]
     for thread in threads:
         thread.start()
