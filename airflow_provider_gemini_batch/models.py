@@ -10,11 +10,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import from_json as _from_json
 
 __all__ = [
     "Batch",
@@ -25,6 +24,9 @@ __all__ = [
     "GeminiFile",
     "Status",
 ]
+
+if TYPE_CHECKING:
+    from airflow_provider_gemini_batch.batch_results import BatchResult
 
 BatchKind = Literal["generate", "embed"]
 
@@ -239,156 +241,11 @@ def _parse_output(output: Mapping[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-class BatchResult:
-    """The outcome of one request in a batch: a response or an error, matched by ``key``.
+def __getattr__(name: str) -> Any:
+    # BatchResult is defined with the results fast path (batch_results, which imports this module),
+    # and is public here, under this name, for Airflow's serde too; it is imported on first use.
+    if name == "BatchResult":
+        from airflow_provider_gemini_batch.batch_results import BatchResult
 
-    Build it from a results-file line (``{"key", "response" | "error", ...}``) with ``from_json``,
-    from the same object already parsed with ``from_dict``, or from an inline item
-    (``{"response" | "error", "metadata": {"key"}}``) with ``from_inline``. Results may come back in
-    any order: always match on ``key``.
-
-    A plain class rather than a pydantic model: results files run to millions of lines, and
-    validating each one as a model halves the rate at which they can be read (``make bench``, row 2).
-    ``from_json`` and ``from_dict`` check what the model did: ``key`` is a string or absent,
-    ``response`` an object or absent, ``error`` a ``Status``; anything else raises ``ValueError``.
-    The constructor takes its arguments as given. ``as_dict`` gives the object back; Airflow's XCom
-    serialisation works as for the pydantic models here (deserialising needs the class in
-    ``[core] allowed_deserialization_classes``, as theirs does).
-
-    :param key: the request's key (``None`` for an inline job without one).
-    :param response: the raw ``GenerateContentResponse`` (or embedding response), untouched.
-    :param error: the request's error.
-    :param extra: other top-level fields of the line (the input line's own fields, echoed back).
-    :param raw: the results-file line exactly as the service wrote it (``None`` for inline results).
-    """
-
-    __slots__ = ("error", "extra", "key", "raw", "response")
-    __version__: ClassVar[int] = 1  # For Airflow's serde.
-
-    def __init__(
-        self,
-        key: str | None = None,
-        response: dict[str, Any] | None = None,
-        error: Status | None = None,
-        extra: dict[str, Any] | None = None,
-        raw: bytes | None = None,
-    ) -> None:
-        self.key = key
-        self.response = response
-        self.error = error
-        self.extra = extra or {}
-        self.raw = raw
-
-    @classmethod
-    def from_json(cls, line: bytes) -> BatchResult:
-        """Parse one results-file line; keep the line itself as ``raw``.
-
-        :raises ValueError: the line is not JSON, or not a result object.
-        """
-        data = _from_json(line, cache_strings="keys")
-        if type(data) is not dict:
-            raise ValueError(f"a result line must be a JSON object, not {type(data).__name__}")
-        return _build_result(data, line)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BatchResult:
-        """Build a result from a parsed results-file object. ``data`` is consumed (its fields move into the result).
-
-        :raises ValueError: ``key``, ``response`` or ``error`` has the wrong type.
-        """
-        return _build_result(data, None)
-
-    @classmethod
-    def from_inline(cls, item: Mapping[str, Any]) -> BatchResult:
-        """Parse one item of an inline job's ``inlinedResponses``."""
-        data = dict(item)
-        metadata = data.pop("metadata", None) or {}
-        data.setdefault("key", metadata.get("key") if isinstance(metadata, Mapping) else None)
-        return cls.from_dict(data)
-
-    def __repr__(self) -> str:
-        # Key and outcome only: a response can be megabytes, and a repr must never raise.
-        return f"BatchResult(key={self.key!r}, succeeded={self.succeeded})"
-
-    def serialize(self) -> dict[str, Any]:
-        """Airflow serde (XCom): the result as ``as_dict`` gives it; ``raw`` is not kept."""
-        return self.as_dict()
-
-    @staticmethod
-    def deserialize(data: dict[str, Any], version: int) -> BatchResult:
-        """Airflow serde (XCom): the inverse of ``serialize``."""
-        return BatchResult.from_dict(dict(data))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BatchResult):
-            return NotImplemented
-        mine = (self.key, self.response, self.error, self.extra)
-        return mine == (other.key, other.response, other.error, other.extra)
-
-    __hash__ = None  # type: ignore[assignment]  # Mutable, like the dicts it holds.
-
-    def as_dict(self) -> dict[str, Any]:
-        """The result as a results-file object: ``{"key", "response" | "error", ...extra}``."""
-        data: dict[str, Any] = {"key": self.key, **self.extra}
-        if self.error is not None:
-            data["error"] = self.error.model_dump(mode="json", exclude_defaults=True)
-        if self.response is not None:
-            data["response"] = self.response
-        return data
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether the request produced a response rather than an error."""
-        return self.error is None and self.response is not None
-
-    @property
-    def text(self) -> str | None:
-        """The first candidate's text parts joined (thoughts left out), or ``None``."""
-        candidates = self.response.get("candidates") if self.response else None
-        if not candidates:
-            return None
-        content = candidates[0].get("content")
-        parts = content.get("parts") if content else None
-        if not parts:
-            return None
-        texts = [part["text"] for part in parts if type(part.get("text")) is str and not part.get("thought")]
-        return "".join(texts) if texts else None
-
-    @property
-    def usage(self) -> dict[str, int]:
-        """Token counts from ``usageMetadata`` (empty for errors and embeddings)."""
-        usage = self.response.get("usageMetadata") if self.response else None
-        if not usage:
-            return {}
-        counts = {}
-        for name, value in usage.items():
-            if type(value) is int:  # int32 counters arrive as numbers; bools and per-modality lists are skipped
-                counts[name] = value
-            elif type(value) is str and value.isdigit():  # int64 ones as strings (PROTOCOL.md)
-                counts[name] = int(value)
-        return counts
-
-    @property
-    def embedding(self) -> list[float] | None:
-        """The embedding values of an embeddings result, or ``None``."""
-        values = ((self.response or {}).get("embedding") or {}).get("values")
-        return [float(value) for value in values] if isinstance(values, list) else None
-
-
-def _build_result(data: dict[str, Any], raw: bytes | None) -> BatchResult:
-    # The one hot path of reading results: plain attribute stores, no __init__ call.
-    result = _new_result(BatchResult)
-    result.key = key = data.pop("key", None)
-    result.response = response = data.pop("response", None)
-    error = data.pop("error", None)
-    result.extra = data
-    result.raw = raw
-    if key is not None and type(key) is not str:
-        raise ValueError(f"'key' must be a string, not {type(key).__name__}")
-    if response is not None and type(response) is not dict:
-        raise ValueError(f"'response' must be an object, not {type(response).__name__}")
-    result.error = None if error is None else Status.model_validate(error)
-    return result
-
-
-_new_result = object.__new__
+        return BatchResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

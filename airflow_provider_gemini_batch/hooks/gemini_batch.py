@@ -18,6 +18,7 @@ from airflow_provider_gemini_batch.batch_input import (
     records_to_jsonl,
     validate_jsonl,
 )
+from airflow_provider_gemini_batch.batch_results import ResultsSummary
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchError,
     GeminiBatchServerError,
@@ -438,6 +439,26 @@ class GeminiBatchHook(GeminiBaseHook):
         except GeminiBatchError as exc:
             self.log.warning("Could not read the first failed requests of %s: %s", batch.name, exc)
         return found
+
+    def write_results(
+        self, batch_or_name: Batch | str, destination: Any, *, expected_keys: Iterable[str] | None = None
+    ) -> ResultsSummary:
+        """Write a finished job's results to one JSONL file, a normalised line per result; all or nothing.
+
+        Each line is the service's, plus ``text`` (``embedding`` for an embeddings job) and ``usage``
+        (``batch_results.ResultsWriter``). Results are read and checked as ``iter_results`` reads them;
+        the file appears at its destination only when every result is in it (``open_destination``).
+
+        :param destination: a ``.jsonl`` file, a ``.jsonl.gz`` file (written gzip-compressed), or else a
+            folder, where the file is named after the job (``results_path``): local, a URI or an
+            ``ObjectStoragePath``.
+        :raises GeminiBatchError: the job did not succeed; nothing is written then.
+        :raises GeminiBatchIncompleteResults: results are missing after reading them again.
+        """
+        batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
+        summary = ResultsReader(self.client, self.log).write(batch, destination, expected_keys)
+        self.log.info("Wrote %d results of %s to %s", summary.result_count, batch.name, summary.path)
+        return summary
 
     @staticmethod
     def expected_result_count(batch: Batch, expected_keys: Collection[str | None] | None = None) -> int | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,8 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchIncompleteResults
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.models import BatchResult, Status
+from airflow_provider_gemini_batch.idempotency import idempotency_key, keyed_display_name
 from airflow_provider_gemini_batch.operators import GeminiDownloadResultsOperator
-from airflow_provider_gemini_batch.operators.files import normalized_line
 from tests.airflow_flow import run_task
 
 FAIL = "[[fail]]"  # The emulator's failure marker: the fake model rejects the request.
@@ -126,33 +127,72 @@ def test_inline_results_are_written_in_the_same_shape(gemini_connection: Emulato
     assert any("error" in line and line["usage"] == {} for line in lines)
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        b'{"key": "a", "response": {"candidates": []}, "text": "mine"}',  # its own "text": rebuilt, not doubled
-        b'{"key": "a", "response": {}, "usage": 1}',
-        b'{"key": "a", "response": {"candidates": [{"content": {"parts": [{"text": "hi"}]}}]}}  \r',
-        b'{"key":null,"error":{"code":3,"message":"bad"}}',
-        b'{"response": {}, "ticket": "T-9", "text": "own"}',  # no key, echoed fields, its own text
-    ],
-)
-def test_every_written_line_is_one_json_object_with_the_documented_fields(line: bytes) -> None:
-    result = BatchResult.from_json(line)
-    written = normalized_line(result)
-    assert written.endswith(b"\n")
-    assert written.count(b"\n") == 1
-    parsed = json.loads(written)
-    assert parsed["key"] == result.key
-    assert parsed["text"] == result.text
-    assert parsed["usage"] == result.usage
-    assert ("error" in parsed) == (result.error is not None)
-    assert {name: parsed[name] for name in result.extra if name not in ("text", "usage")} == {
-        name: value for name, value in result.extra.items() if name not in ("text", "usage")
-    }, "the line's other fields are kept"
+def test_a_destination_ending_in_jsonl_gz_is_one_gzip_file(gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
+    hook = GeminiBatchHook()
+    name = _file_job(hook, tmp_path)
+    destination = tmp_path / "out" / "taglines.jsonl.gz"
+    operator = GeminiDownloadResultsOperator(task_id="d", batch_name=name, destination=str(destination))
+    manifest, _ = run_task(operator)
+    assert manifest["path"] == str(destination)
+    with gzip.open(destination, "rb") as lines:
+        keys = sorted(json.loads(line)["key"] for line in lines)
+    assert keys == sorted(f"k{index}" for index in range(10))
+    assert os.listdir(tmp_path / "out") == ["taglines.jsonl.gz"]
 
 
-def test_result_lines_with_the_wrong_shape_are_refused() -> None:
-    assert BatchResult.from_json(b'{"key": "k", "error": {"code": 3}}').error == Status(code=3)
-    for bad in (b"[1]", b'{"key": 5, "response": {}}', b'{"key": "k", "response": [1]}', b'{"error": "no"}'):
-        with pytest.raises(ValueError, match=r"must be|JSON|object|validation error"):
-            BatchResult.from_json(bad)
+@pytest.mark.parametrize("suffix", [".jsonl", ".JSONL"])
+def test_a_destination_ending_in_jsonl_is_that_file_uncompressed(
+    gemini_connection: EmulatorHandle, tmp_path: Path, suffix: str
+) -> None:
+    hook = GeminiBatchHook()
+    name = _file_job(hook, tmp_path, count=3)
+    destination = f"file://{tmp_path}/out/results{suffix}"
+    operator = GeminiDownloadResultsOperator(task_id="d", batch_name=name, destination=destination)
+    manifest, _ = run_task(operator)
+    assert manifest["path"] == destination
+    assert len((tmp_path / "out" / f"results{suffix}").read_bytes().splitlines()) == 3
+
+
+def test_in_a_folder_the_file_is_named_after_the_display_name_without_the_key_and_the_job_id(
+    gemini_connection: EmulatorHandle, tmp_path: Path
+) -> None:
+    hook = GeminiBatchHook()
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(_request("a", "hi")) + "\n")
+    key = idempotency_key("nightly", "submit", "scheduled__2026-01-01T00:00:00+00:00")
+    display_name = keyed_display_name("Nightly taglines", key, "nightly.submit")
+    batch = hook.create_batch("gemini-2.5-flash", input_file=hook.upload_file(source).name, display_name=display_name)
+    manifest, _ = _download(hook, batch.name, tmp_path / "out")
+    assert os.path.basename(manifest["path"]) == f"Nightly_taglines-{batch.id}.jsonl"
+    assert key not in manifest["path"]
+    again, _ = _download(hook, batch.name, tmp_path / "out")
+    assert again["path"] == manifest["path"], "the same job gets the same file: a rerun replaces it"
+    assert os.listdir(tmp_path / "out") == [os.path.basename(manifest["path"])]
+
+
+def _embedding_request(key: str, text: str) -> dict[str, Any]:
+    return {"key": key, "request": {"content": {"parts": [{"text": text}]}, "outputDimensionality": 8}}
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["file", "inline"])
+def test_embedding_results_carry_the_vector_and_the_token_count(
+    gemini_connection: EmulatorHandle, tmp_path: Path, inline: bool
+) -> None:
+    hook = GeminiBatchHook()
+    rows = [_embedding_request("a", "three words here"), _embedding_request("b", "two words")]
+    if inline:
+        batch = hook.create_embeddings_batch("gemini-embedding-001", requests=rows)
+    else:
+        source = tmp_path / "in.jsonl"
+        source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        batch = hook.create_embeddings_batch("gemini-embedding-001", input_file=hook.upload_file(source).name)
+    manifest, lines = _download(hook, batch.name, tmp_path / "out")
+    by_key = {line["key"]: line for line in lines}
+    for key, words in (("a", 3), ("b", 2)):
+        line = by_key[key]
+        assert line["embedding"] == line["response"]["embedding"]["values"]
+        assert len(line["embedding"]) == 8
+        assert line["usage"] == {"promptTokenCount": words, "totalTokenCount": words}
+        assert "text" not in line, "an embedding has no text"
+    assert manifest["usage"]["totalTokenCount"] == 5
+    assert manifest["usage"]["promptTokenCount"] == 5
