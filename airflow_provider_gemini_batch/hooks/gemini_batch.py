@@ -25,6 +25,7 @@ from airflow_provider_gemini_batch.exceptions import (
 )
 from airflow_provider_gemini_batch.hooks import _endpoints
 from airflow_provider_gemini_batch.hooks._base import GeminiBaseHook
+from airflow_provider_gemini_batch.hooks._durable import DurableSubmit, StateStore
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
 from airflow_provider_gemini_batch.hooks._sources import open_destination, open_source
@@ -35,6 +36,7 @@ from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT
 from airflow_provider_gemini_batch.watch import BatchWatch, Decision, Finish, WaitOutcome
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class GeminiBatchHook(GeminiBaseHook):
@@ -347,6 +349,37 @@ class GeminiBatchHook(GeminiBaseHook):
         """Every job whose display name carries the idempotency ``key``, as listed (no inline results)."""
         marker = key_marker(key)
         return [batch for batch in self.list_batches() if (batch.display_name or "").endswith(marker)]
+
+    def submit_durably(
+        self,
+        prepare: Callable[[], P],
+        create: Callable[[P], Batch],
+        *,
+        key: str,
+        store: StateStore | None,
+        resubmit_on_failure: bool = True,
+        look_up_without_store: bool = False,
+    ) -> Batch:
+        """Submit at most one job under idempotency ``key`` across a task's tries, crashes and lost replies.
+
+        A job recorded by an earlier try is reconnected to (running), returned (SUCCEEDED) or replaced
+        (failed, cancelled, expired; unless ``resubmit_on_failure=False``). Before a create, the intent
+        is recorded in ``store``; a create of unknown outcome is resolved by looking the key up until it
+        can no longer land, never by sending it again at once.
+
+        :param prepare: validate and upload the input (run once, before the intent is recorded).
+        :param create: create the job from what ``prepare`` returned; its display name must carry ``key``
+            (``idempotency.keyed_display_name``) so that lookups find it.
+        :param store: the task state store (``context["task_state_store"]``, Airflow 3.3+), or ``None``.
+        :param look_up_without_store: without a store, look the key up first (a retry on Airflow < 3.3).
+        """
+        return DurableSubmit(self, key, store).submit(
+            prepare, create, resubmit_on_failure=resubmit_on_failure, look_up_without_store=look_up_without_store
+        )
+
+    def cancel_late_duplicates(self, keep: str, *, key: str, store: StateStore | None) -> None:
+        """Cancel jobs under ``key`` that a create of unknown outcome made after ``keep`` was used instead."""
+        DurableSubmit(self, key, store).cancel_late_duplicates(keep)
 
     def delete_batch(self, name: str) -> None:
         """Delete a batch job."""

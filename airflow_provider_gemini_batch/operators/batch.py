@@ -12,22 +12,17 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_gemini_batch.batch_input import PreparedInput
 from airflow_provider_gemini_batch.exceptions import (
-    GeminiBatchAmbiguousCreateError,
-    GeminiBatchError,
     GeminiBatchInputError,
     GeminiBatchNotFoundError,
     GeminiBatchTimeout,
 )
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.idempotency import (
-    STORE_KEY,
-    SubmitRecord,
-    choose_for_earlier_job,
     idempotency_key,
     keyed_display_name,
 )
 from airflow_provider_gemini_batch.models import Batch
-from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle, wants_error_sample
+from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
 from airflow_provider_gemini_batch.settings import (
     DEFAULT_CANCEL_POLL_INTERVAL,
     DEFAULT_CANCEL_WAIT_TIMEOUT,
@@ -41,11 +36,6 @@ from airflow_provider_gemini_batch.watch import WaitOutcome
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-# Creates sent in one try when each outcome stays unknown past its in-flight window.
-_MAX_CREATE_ROUNDS = 3
-# Seconds between lookups by key while a create of unknown outcome may still land.
-_LOOKUP_INTERVAL = 5.0
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -228,9 +218,11 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
 
     def _finish(self, context: Context, outcome: WaitOutcome) -> str:
         """End the task from how the wait ended: the same for the trigger's event and the worker's wait."""
-        self._cancel_late_duplicates(context, outcome.batch.name)
-        sample = self.hook.sample_errors(outcome.batch) if wants_error_sample(outcome, self.failure_policy) else []
-        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly, sample).name
+        if self.durable:
+            ti = context["ti"]
+            key = idempotency_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+            self.hook.cancel_late_duplicates(outcome.batch.name, key=key, store=_task_state_store(context))
+        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly).name
 
     def on_kill(self) -> None:
         if self._batch_name and self.cancel_on_kill:
@@ -246,104 +238,15 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         """Reconnect to, return, or replace the job of an earlier try; create one only when none may exist."""
         ti = context["ti"]
         key = idempotency_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
-        store = _task_state_store(context)
-        record = SubmitRecord.from_json(store.get(STORE_KEY) if store is not None else None, key)
-        earlier: Batch | None = None
-        if record.batch_name:
-            try:
-                earlier = self.hook.get_batch(record.batch_name)
-            except GeminiBatchNotFoundError:
-                self.log.warning("Batch %s of an earlier try no longer exists", record.batch_name)
-        elif record.create_in_flight:
-            self.log.warning("An earlier try sent a create and never learnt its outcome")
-            record.in_doubt = True
-            earlier = self._await_create_in_flight(record)
-        elif store is None and getattr(ti, "try_number", 1) > 1:
-            earlier = self.hook.find_batch_by_key(key)  # Airflow before 3.3: no store, look the key up.
-        if earlier is not None:
-            choice = choose_for_earlier_job(earlier, self.resubmit_on_failure)
-            if choice != "resubmit":
-                self.log.info("Reconnecting to %s (%s), created by an earlier try", earlier.name, earlier.progress)
-                record.batch_name = earlier.name
-                self._save(store, record)
-                return earlier
-            self.log.warning("%s of an earlier try ended %s: submitting a fresh job", earlier.name, earlier.progress)
-            record.superseded.append(earlier.name)
         display_name = keyed_display_name(self.display_name, key, f"{ti.dag_id}.{ti.task_id}")
-        return self._create_durably(self._prepare(), display_name, store, record)
-
-    def _create_durably(self, prepared: PreparedInput, display_name: str, store: Any, record: SubmitRecord) -> Batch:
-        """Record the intent, send the create, and resolve an unknown outcome by lookup, not by resending."""
-        for _ in range(_MAX_CREATE_ROUNDS):
-            record.batch_name, record.sent_at = None, time.time()
-            self._save(store, record)
-            try:
-                batch = self._create(prepared, display_name)
-            except GeminiBatchAmbiguousCreateError as error:
-                self.log.warning("%s", error)
-                record.in_doubt = True
-                found = self._await_create_in_flight(record)
-                if found is None:
-                    self.log.warning("No job with key %s appeared: sending the create again", record.key)
-                    continue
-                batch = found
-            except GeminiBatchError:
-                # Refused (400, 429 after retries, ...): no job exists, so a retry need not wait for one.
-                record.sent_at = None
-                self._save(store, record)
-                raise
-            record.batch_name = batch.name
-            self._save(store, record)
-            return batch
-        raise GeminiBatchError(
-            f"{_MAX_CREATE_ROUNDS} creates in a row had an unknown outcome and no job appeared for any of them; "
-            "check the service's status before running the task again"
+        return self.hook.submit_durably(
+            self._prepare,
+            lambda prepared: self._create(prepared, display_name),
+            key=key,
+            store=_task_state_store(context),
+            resubmit_on_failure=self.resubmit_on_failure,
+            look_up_without_store=getattr(ti, "try_number", 1) > 1,
         )
-
-    def _await_create_in_flight(self, record: SubmitRecord) -> Batch | None:
-        """Look a create of unknown outcome up by key until it can no longer land; the job, or ``None``."""
-        until = record.in_flight_until(self.hook.settings.timeout)
-        self.log.warning(
-            "A create sent %.0f s ago may still reach the service: looking for a job with key %s for up to %.0f s, "
-            "and creating none meanwhile",
-            time.time() - (record.sent_at or 0.0),
-            record.key,
-            max(0.0, until - time.time()),
-        )
-        while True:
-            found = self.hook.find_batch_by_key(record.key, exclude=record.superseded)
-            if found is not None:
-                self.log.warning("Found %s, created by the create of unknown outcome: using it", found.name)
-                return found
-            left = until - time.time()
-            if left <= 0:
-                return None
-            time.sleep(min(_LOOKUP_INTERVAL, left))
-
-    def _cancel_late_duplicates(self, context: Context, keep: str) -> None:
-        """Cancel any job that a create of unknown outcome made after another was used instead."""
-        store = _task_state_store(context) if self.durable else None
-        if store is None:
-            return
-        record = SubmitRecord.from_json(store.get(STORE_KEY))
-        if not record.in_doubt:
-            return
-        try:
-            duplicates = [
-                batch
-                for batch in self.hook.find_batches_by_key(record.key)
-                if batch.name != keep and batch.name not in record.superseded and not batch.state.is_terminal
-            ]
-        except GeminiBatchError as exc:
-            self.log.warning("Could not look for late duplicates of %s: %s", keep, exc)
-            return
-        for batch in duplicates:
-            self.log.warning("%s carries this task's key but landed late, after %s was used", batch.name, keep)
-            self.hook.cancel_quietly(batch.name, "it is a late duplicate of " + keep)
-
-    def _save(self, store: Any, record: SubmitRecord) -> None:
-        if store is not None:
-            store.set(STORE_KEY, record.as_json())
 
     def _prepare(self) -> PreparedInput:
         return self.hook.prepare_input(
