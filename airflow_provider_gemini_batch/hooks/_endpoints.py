@@ -7,7 +7,7 @@ bodies and the shapes of replies lives here (see ``docs/protocol.md``). Names ar
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -211,3 +211,14 @@ def create_batch(
         json={"batch": batch},
         retry_safe=False,
     )
+
+
+def pages(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Yield every item of a listing, fetching page after page (``fetch(page_token)``)."""
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page.items
+        token = page.next_page_token
+        if not token:
+            return
