@@ -22,7 +22,7 @@ from airflow_provider_gemini_batch.idempotency import (
     keyed_display_name,
 )
 from airflow_provider_gemini_batch.models import Batch
-from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle
+from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle, wants_error_sample
 from airflow_provider_gemini_batch.settings import (
     DEFAULT_CANCEL_POLL_INTERVAL,
     DEFAULT_CANCEL_WAIT_TIMEOUT,
@@ -222,7 +222,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             ti = context["ti"]
             key = idempotency_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
             self.hook.cancel_late_duplicates(outcome.batch.name, key=key, store=_task_state_store(context))
-        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly).name
+        sample = self.hook.sample_errors(outcome.batch) if wants_error_sample(outcome, self.failure_policy) else []
+        return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly, sample).name
 
     def on_kill(self) -> None:
         if self._batch_name and self.cancel_on_kill:
