@@ -84,8 +84,35 @@ def ceiling_child(base_url: str, api_key: str, path: str) -> None:
 def raw_child(base_url: str, api_key: str, path: str) -> None:
     """The emulator's real upload path with bare httpx: one start, one streamed final chunk."""
     started = time.perf_counter()
-    file_name = harness.raw_upload(base_url, api_key, Path(path))
+    import httpx
+
+    size = Path(path).stat().st_size
+    with httpx.Client(timeout=600) as client:
+        start = client.post(
+            f"{base_url}/upload/v1beta/files",
+            json={"file": {"displayName": Path(path).name, "mimeType": "jsonl"}},
+            headers={
+                "x-goog-api-key": api_key,
+                "x-goog-upload-protocol": "resumable",
+                "x-goog-upload-command": "start",
+                "x-goog-upload-header-content-length": str(size),
+                "x-goog-upload-header-content-type": "jsonl",
+            },
+        )
+        start.raise_for_status()
+        with open(path, "rb") as source:
+            final = client.post(
+                start.headers["x-goog-upload-url"],
+                content=iter(lambda: source.read(MiB), b""),
+                headers={
+                    "content-length": str(size),
+                    "x-goog-upload-command": "upload, finalize",
+                    "x-goog-upload-offset": "0",
+                },
+            )
+        final.raise_for_status()
     seconds = time.perf_counter() - started
+    file_name = final.json()["file"]["name"]
     harness.report_to_parent({"seconds": seconds, "file_name": file_name, "peak_rss": harness.peak_rss_bytes()})
 
 

@@ -5,7 +5,6 @@
 - ``readings``: RSS and CPU of a process, percentiles;
 - ``inputs``: generated batch input files and records;
 - ``fixtures``: jobs and files made through ``GeminiBatchHook`` (in a worker process);
-- ``bare_client``: bare httpx calls, the upload ceiling and ``bench_results.py``'s set-up;
 - ``table``: the results table and progress output.
 
 Importing this package loads the standard library only: measured children import it too.
@@ -14,7 +13,6 @@ Importing this package loads the standard library only: measured children import
 from __future__ import annotations
 
 from _harness import fixtures
-from _harness.bare_client import raw_create_batch, raw_get_batch, raw_upload
 from _harness.children import (
     REPORT_MARKER,
     ChildRun,
@@ -72,9 +70,6 @@ __all__ = [
     "progress",
     "prompt_records",
     "python_child",
-    "raw_create_batch",
-    "raw_get_batch",
-    "raw_upload",
     "report_to_parent",
     "require_free_space",
     "rows_table",
