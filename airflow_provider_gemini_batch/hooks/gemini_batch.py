@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 from airflow_provider_gemini_batch.batch_results import ResultsSummary
 from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchConnectionError,
     GeminiBatchError,
     GeminiBatchServerError,
 )
 from airflow_provider_gemini_batch.hooks import _endpoints
+from airflow_provider_gemini_batch.hooks._client import within
 from airflow_provider_gemini_batch.hooks._durable import DurableSubmit, StateStore
 from airflow_provider_gemini_batch.hooks._endpoints import pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
@@ -172,17 +174,31 @@ class GeminiBatchHook(GeminiFilesHook):
                 return None
         return WaitOutcome("terminal", batch, f"Batch {batch.progress}") if batch.state.is_terminal else None
 
-    def poll_once(self, watch: BatchWatch) -> Decision:
-        """Poll the watched job once, hand the outcome (the job or the error) to ``watch``, log what it says."""
+    def poll_once(self, watch: BatchWatch, *, log: Any = None) -> Decision:
+        """Poll the watched job once, hand the outcome (the job or the error) to ``watch``, log what it says.
+
+        :param log: where the watch's lines go (default: the hook's logger).
+        """
         outcome: Batch | GeminiBatchError
         try:
             outcome = self.get_batch(watch.batch_name)
         except GeminiBatchError as exc:
             outcome = exc
-        decision = watch.observe(outcome, time.time())
-        for line in decision.log:
-            self.log.log(line.level, line.message, *line.args)
-        return decision
+        return _observed(watch, outcome, log or self.log)
+
+    async def apoll_once(self, watch: BatchWatch, *, log: Any = None) -> Decision:
+        """The async twin of ``poll_once``, for the trigger; a poll (retries included) ends by the deadline.
+
+        The client's retries honour server delays of minutes: they must never outlast the wait's deadline.
+        """
+        outcome: Batch | GeminiBatchError
+        try:
+            outcome = await within(self.aget_batch(watch.batch_name), max(watch.deadline - time.time(), 1.0))
+        except TimeoutError:
+            outcome = GeminiBatchConnectionError(f"Polling {watch.batch_name} did not finish before the deadline")
+        except GeminiBatchError as exc:
+            outcome = exc
+        return _observed(watch, outcome, log or self.log)
 
     def find_batch_by_key(self, key: str, *, exclude: Collection[str] = ()) -> Batch | None:
         """The newest job whose display name carries the idempotency ``key`` (see ``keyed_display_name``).
@@ -380,3 +396,11 @@ class GeminiBatchHook(GeminiFilesHook):
             token = page.next_page_token
             if not token:
                 return
+
+
+def _observed(watch: BatchWatch, outcome: Batch | GeminiBatchError, log: Any) -> Decision:
+    """Hand one poll's outcome to ``watch`` at the current time and log what it decided."""
+    decision = watch.observe(outcome, time.time())
+    for line in decision.log:
+        log.log(line.level, line.message, *line.args)
+    return decision

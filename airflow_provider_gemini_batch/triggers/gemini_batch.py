@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_gemini_batch.exceptions import GeminiBatchConnectionError, GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
-from airflow_provider_gemini_batch.models import Batch
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, max_concurrent_polls
 from airflow_provider_gemini_batch.watch import BatchWatch, Finish, WaitOutcome
 
@@ -35,30 +31,6 @@ def _poll_slots(limit: int) -> asyncio.Semaphore:
     if slots is None:
         slots = by_limit[limit] = asyncio.Semaphore(limit)
     return slots
-
-
-class _PollTimedOut(Exception):
-    """A poll (with its retries) did not finish before the deadline."""
-
-
-async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-    """Await ``awaitable`` for at most ``seconds``, else raise ``_PollTimedOut``.
-
-    Not ``asyncio.wait_for``: on Python 3.10 and 3.11 it can swallow a cancellation that arrives as
-    the inner call finishes, and a trigger that ignores the triggerer's cancel polls forever.
-    """
-    task = asyncio.ensure_future(awaitable)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if not done:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        raise _PollTimedOut
-    return task.result()
 
 
 # Task instance states in which a user ended the task (mark failed / succeeded): its job goes too.
@@ -132,19 +104,10 @@ class GeminiBatchTrigger(BaseTrigger):
             await hook.aclose()
 
     async def _wait(self, hook: GeminiBatchHook) -> WaitOutcome:
+        # The same loop as GeminiBatchHook.wait_for_batch, awaited: the decisions are watch.BatchWatch's.
         watch = BatchWatch(self.batch_name, self.poll_interval, self.deadline, self.outage_limit)
         while True:
-            outcome: Batch | GeminiBatchError
-            try:
-                # The hook's own retries honour server delays of minutes: never let them outlast the deadline.
-                outcome = await _within(hook.aget_batch(self.batch_name), max(self.deadline - time.time(), 1.0))
-            except _PollTimedOut:
-                outcome = GeminiBatchConnectionError(f"Polling {self.batch_name} did not finish before the deadline")
-            except GeminiBatchError as exc:
-                outcome = exc
-            decision = watch.observe(outcome, time.time())
-            for line in decision.log:
-                self.log.log(line.level, line.message, *line.args)
+            decision = await hook.apoll_once(watch, log=self.log)
             if isinstance(decision, Finish):
                 return decision.outcome
             await asyncio.sleep(decision.delay)
