@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 def current_rss_bytes() -> int:
     """This process's resident set size now (Linux ``VmRSS``)."""
-    return _status_kib("self", "VmRSS") * 1024
+    return _status_kib("VmRSS") * 1024
 
 
 def peak_rss_bytes() -> int:
@@ -23,12 +23,7 @@ def address_space_peak_rss_bytes() -> int:
     ``ru_maxrss`` can inherit the parent's peak across ``exec``; ``VmHWM`` cannot, so a gap between
     the two means the parent, not the child, set the number.
     """
-    return _status_kib("self", "VmHWM") * 1024
-
-
-def process_rss_bytes(pid: int) -> int:
-    """A process's resident set size now."""
-    return _status_kib(str(pid), "VmRSS") * 1024
+    return _status_kib("VmHWM") * 1024
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -47,9 +42,9 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-def _status_kib(pid: str, field: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"/proc/{pid}/status has no {field}")
+    raise RuntimeError(f"/proc/self/status has no {field}")

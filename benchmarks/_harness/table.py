@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 ROW_HEADERS = (
     "benchmark",
@@ -41,10 +40,6 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        """The row as JSON primitives (children send rows to the parent this way)."""
-        return dict(self.__dict__)
 
 
 def print_rows(rows: Sequence[Row]) -> None:
