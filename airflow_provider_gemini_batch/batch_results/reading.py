@@ -53,10 +53,20 @@ class ResultsFile:
 
     :param missing_keys: the expected keys not read yet, if known; each result's key is taken out.
     :param expected_count: how many results the file should hold (0 when unknown).
+    :param skip_unreadable: pass over a line that is not a result instead of raising (a sample of
+        errors wants what it can read; a download or ``iter_results`` must not drop a line).
     """
 
-    def __init__(self, file_name: str, expected_count: int, missing_keys: set[str | None] | None = None) -> None:
+    def __init__(
+        self,
+        file_name: str,
+        expected_count: int,
+        missing_keys: set[str | None] | None = None,
+        *,
+        skip_unreadable: bool = False,
+    ) -> None:
         self.file_name = file_name
+        self.skip_unreadable = skip_unreadable
         self.expected_count = expected_count
         self.missing_keys = missing_keys
         self.offset = self.line_number = self.read = 0  # bytes consumed, lines seen, results read
@@ -83,7 +93,7 @@ class ResultsFile:
                         raise ValueError(f"a result line must be a JSON object, not {type(data).__name__}")
                     result = build(data, line)
                 except ValueError as exc:
-                    if line.strip():
+                    if line.strip() and not self.skip_unreadable:
                         raise self._unreadable(number, exc) from exc
                     continue
                 self.read += 1

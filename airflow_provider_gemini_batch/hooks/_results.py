@@ -7,8 +7,9 @@ themselves are read and written by ``airflow_provider_gemini_batch.batch_results
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 from airflow_provider_gemini_batch.batch_results import (
@@ -67,6 +68,37 @@ class ResultsReader:
         return ResultsSummary(
             str(path), batch.name, batch.display_name, expected_count, writer.succeeded, writer.failed, writer.usage
         )
+
+    def sample_errors(self, batch: Batch, limit: int, max_lines: int, max_bytes: int) -> list[BatchResult]:
+        """The first ``limit`` failed requests within ``max_lines`` results and ``max_bytes`` of the file.
+
+        Best effort (see ``GeminiBatchHook.sample_errors``): a failed read is logged, and what was
+        found by then is returned.
+        """
+        found: list[BatchResult] = []
+        results: Iterator[BatchResult]
+        if batch.inlined_responses is not None:
+            results = (BatchResult.from_inline(item) for item in batch.inlined_responses)
+        elif batch.responses_file:
+            # An expected count never reached: a line cut at max_bytes is left unread, not an error.
+            lines = ResultsFile(batch.responses_file, expected_count=sys.maxsize, skip_unreadable=True)
+            results = lines.results(_first_bytes(self.client.iter_file_bytes(batch.responses_file), max_bytes))
+        else:
+            return found
+        try:
+            for number, result in enumerate(results):
+                if number >= max_lines:
+                    break
+                if result.error is not None:
+                    found.append(BatchResult(key=result.key, error=result.error))
+                    if len(found) >= limit:
+                        break  # Before the next line: it could start another chunk's download.
+        except (GeminiBatchError, ValueError) as exc:
+            self.log.warning("Could not read the first failed requests of %s: %s", batch.name, exc)
+        finally:
+            if isinstance(results, Generator):
+                results.close()  # Ends the download: the rest of the file is never sent.
+        return found
 
     def _expect(self, batch: Batch, expected_keys: Iterable[str] | None) -> tuple[set[str | None] | None, int | None]:
         missing_keys: set[str | None] | None = None if expected_keys is None else set(expected_keys)
@@ -135,3 +167,17 @@ class ResultsReader:
                 surplus,
                 expected_count,
             )
+
+
+def _first_bytes(chunks: Iterator[bytes], max_bytes: int) -> Generator[bytes, None, None]:
+    """Pass ``chunks`` on until ``max_bytes`` have gone by, then stop (and close the download)."""
+    read = 0
+    try:
+        for chunk in chunks:
+            yield chunk
+            read += len(chunk)
+            if read >= max_bytes:
+                return
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from airflow_provider_gemini_batch.batch_results import ResultsSummary
@@ -292,55 +291,13 @@ class GeminiBatchHook(GeminiFilesHook):
         :param batch: the finished job. One carrying neither inline results nor a results file (as a
             trigger event carries an inline job) is fetched first.
         """
-        found: list[BatchResult] = []
-
-        def file_lines(file_name: str) -> Generator[bytes, None, None]:
-            chunks = self.client.iter_file_bytes(file_name)
-            pieces: list[bytes] = []  # The line being read, in pieces: joined once, at its end.
-            read = 0
-            try:
-                for chunk in chunks:
-                    read += len(chunk)
-                    *ended, last = chunk.split(b"\n")
-                    if ended:
-                        ended[0] = b"".join([*pieces, ended[0]])
-                        pieces = []
-                        yield from ended
-                    if last:
-                        pieces.append(last)
-                    if read >= max_bytes:
-                        return  # A line cut here is not parsed.
-                yield b"".join(pieces)
-            finally:
-                if isinstance(chunks, Generator):
-                    chunks.close()  # Ends the download: the rest of the file is never sent.
-
         try:
             if batch.inlined_responses is None and not batch.responses_file:
                 batch = self.get_batch(batch.name)  # A trigger event's job carries no inline results.
-            lines: Generator[Any, None, None]
-            parse: Callable[[Any], BatchResult]
-            if batch.inlined_responses is not None:
-                lines, parse = (item for item in batch.inlined_responses), BatchResult.from_inline
-            elif batch.responses_file:
-                lines, parse = file_lines(batch.responses_file), BatchResult.from_json
-            else:
-                return found
-            with contextlib.closing(lines):
-                for number, line in enumerate(lines):
-                    if len(found) >= limit or number >= max_lines:
-                        break
-                    try:
-                        result = parse(line)
-                    except ValueError:
-                        continue  # Not a result: nothing to quote from it.
-                    if result.error is not None:
-                        found.append(BatchResult(key=result.key, error=result.error))
-                        if len(found) >= limit:
-                            break  # Before the next line: it could start another chunk's download.
         except GeminiBatchError as exc:
             self.log.warning("Could not read the first failed requests of %s: %s", batch.name, exc)
-        return found
+            return []
+        return ResultsReader(self.client, self.log).sample_errors(batch, limit, max_lines, max_bytes)
 
     def write_results(
         self, batch_or_name: Batch | str, destination: Any, *, expected_keys: Iterable[str] | None = None
