@@ -256,6 +256,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             input_path=self.input_path,
             display_name=self.display_name,
             key_field=self.key_field,
+            kind="embed" if self.embeddings else "generate",
         )
 
     def _create(self, prepared: PreparedInput, display_name: str | None) -> Batch:

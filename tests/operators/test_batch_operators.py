@@ -7,13 +7,15 @@ import json
 import httpx
 import pytest
 
-from airflow_provider_gemini_batch.exceptions import GeminiBatchTimeout
+from airflow_provider_gemini_batch.emulator import EmulatorHandle
+from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError, GeminiBatchTimeout
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.operators import (
     GeminiCancelBatchOperator,
     GeminiSubmitBatchOperator,
     GeminiSubmitEmbeddingsBatchOperator,
 )
+from tests.airflow_flow import RecordingTaskInstance
 
 REQUESTS = [{"key": "1", "request": {"content": {"parts": [{"text": "hello"}]}}}]
 
@@ -43,3 +45,13 @@ def test_a_cancel_that_does_not_take_effect_in_time_raises_timeout(monkeypatch: 
     with pytest.raises(GeminiBatchTimeout, match="batches/b1"):
         operator.execute({})
     assert cancels == ["/v1beta/batches/b1:cancel"]
+
+
+def test_requests_of_the_other_kind_are_refused_before_anything_is_sent(gemini_connection: EmulatorHandle) -> None:
+    generation = [{"key": "1", "request": {"contents": [{"parts": [{"text": "hello"}]}]}}]
+    operator = GeminiSubmitEmbeddingsBatchOperator(
+        task_id="embed", model="gemini-embedding-001", requests=generation, wait_for_completion=False
+    )
+    with pytest.raises(GeminiBatchInputError, match="content"):
+        operator.execute({"ti": RecordingTaskInstance()})
+    assert gemini_connection.control.requests() == []
