@@ -6,9 +6,10 @@ class so that the hook module is the catalogue of what the service offers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
@@ -17,7 +18,17 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHo
 from airflow_provider_gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchError
 from airflow_provider_gemini_batch.hooks import _endpoints
 from airflow_provider_gemini_batch.hooks._client import AsyncClient, ClientSettings, SyncClient
-from airflow_provider_gemini_batch.settings import CONNECTION_FORM
+from airflow_provider_gemini_batch.hooks._retry import RetryPolicy
+from airflow_provider_gemini_batch.settings import (
+    CONNECTION_FORM,
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_REQUEST_TIMEOUT,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Connection
 
 
 class GeminiBaseHook(BaseHook):
@@ -65,7 +76,7 @@ class GeminiBaseHook(BaseHook):
             conn = self.get_connection(self.gemini_conn_id)
         except AirflowNotFoundException as exc:
             raise self._missing_connection() from exc
-        return ClientSettings.from_connection(conn, conn.extra_dejson, retry_base_delay=self._retry_base_delay)
+        return settings_from_connection(conn, conn.extra_dejson, retry_base_delay=self._retry_base_delay)
 
     async def asettings(self) -> ClientSettings:
         """Client settings read from the connection without blocking the event loop (triggers)."""
@@ -75,7 +86,7 @@ class GeminiBaseHook(BaseHook):
             except AirflowNotFoundException as exc:
                 raise self._missing_connection() from exc
             extra = await get_async_extra_dejson(conn)
-            self._async_settings = ClientSettings.from_connection(conn, extra, retry_base_delay=self._retry_base_delay)
+            self._async_settings = settings_from_connection(conn, extra, retry_base_delay=self._retry_base_delay)
         return self._async_settings
 
     def _missing_connection(self) -> GeminiBatchConfigError:
@@ -114,3 +125,62 @@ class GeminiBaseHook(BaseHook):
         except GeminiBatchError as exc:
             return False, str(exc)
         return True, f"Connected to the Gemini API at {self.settings.base_url} ({self.settings.api_version})."
+
+
+def settings_from_connection(
+    conn: Connection, extra: Mapping[str, Any], *, retry_base_delay: float = 1.0
+) -> ClientSettings:
+    """Read the settings from a ``gemini`` connection: key in the password, base URL in the host.
+
+    :param extra: the connection's extras, already parsed (the async path reads them without blocking).
+    :raises GeminiBatchConfigError: no key, a host that is not an http(s) URL, or a bad number.
+    """
+    api_key = (conn.password or "").strip()
+    if not api_key:
+        raise GeminiBatchConfigError(
+            f"Connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field."
+        )
+    # Airflow registers the password with the secret masker when it reads the connection (sync and
+    # async alike). A second, synchronous registration here would block a trigger's event loop and
+    # crashes triggers on Airflow 3.0 ("cannot use AsyncToSync in the same thread").
+    return ClientSettings(
+        base_url=_base_url(conn),
+        api_key=api_key,
+        api_version=str(extra.get("api_version") or DEFAULT_API_VERSION).strip("/"),
+        timeout=_number(extra, "timeout", DEFAULT_REQUEST_TIMEOUT, conn.conn_id),
+        retry=RetryPolicy(
+            max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, conn.conn_id)),
+            base_delay=retry_base_delay,
+        ),
+    )
+
+
+def _base_url(conn: Connection) -> str:
+    host = (conn.host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}" if conn.schema in ("http", "https") else f"https://{host}"
+    if conn.port and host.count(":") < 2:
+        host = f"{host}:{conn.port}"
+    parsed = httpx.URL(host)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise GeminiBatchConfigError(
+            f"Connection {conn.conn_id!r} has host {conn.host!r}: use a base URL like {DEFAULT_BASE_URL}."
+        )
+    return host
+
+
+def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) -> float:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        raise GeminiBatchConfigError(
+            f"Connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}."
+        )
+    return number

@@ -1,8 +1,8 @@
 """The sync and async HTTP clients: they differ only in how they send an ``ApiCall``.
 
-Both share ``ClientSettings`` (where to send, how long to wait, how often to retry, read from an
-Airflow connection), the ``ApiKeyAuth`` flow, the request building of ``_endpoints``, the error
-mapping of ``_errors`` and the retry policy of ``_retry``.
+Both share ``ClientSettings`` (where to send, how long to wait, how often to retry; the hook reads
+them from an Airflow connection in ``_base.py``), the ``ApiKeyAuth`` flow, the request building of
+``_endpoints``, the error mapping of ``_errors`` and the retry policy of ``_retry``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import ssl
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -23,19 +23,17 @@ import anyio
 import httpx
 
 from airflow_provider_gemini_batch import __version__
-from airflow_provider_gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchServerError
+from airflow_provider_gemini_batch.exceptions import GeminiBatchServerError
 from airflow_provider_gemini_batch.hooks._endpoints import ApiCall
 from airflow_provider_gemini_batch.hooks._errors import connection_error, error_from_response
 from airflow_provider_gemini_batch.hooks._retry import RetryPolicy
 from airflow_provider_gemini_batch.settings import (
     DEFAULT_API_VERSION,
-    DEFAULT_BASE_URL,
-    DEFAULT_MAX_RETRIES,
     DEFAULT_REQUEST_TIMEOUT,
 )
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Connection
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -96,34 +94,6 @@ class ClientSettings:
     timeout: float = DEFAULT_REQUEST_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
-    @classmethod
-    def from_connection(
-        cls, conn: Connection, extra: Mapping[str, Any], *, retry_base_delay: float = 1.0
-    ) -> ClientSettings:
-        """Read the settings from a ``gemini`` connection: key in the password, base URL in the host.
-
-        :param extra: the connection's extras, already parsed (the async path reads them without blocking).
-        :raises GeminiBatchConfigError: no key, a host that is not an http(s) URL, or a bad number.
-        """
-        api_key = (conn.password or "").strip()
-        if not api_key:
-            raise GeminiBatchConfigError(
-                f"Connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field."
-            )
-        # Airflow registers the password with the secret masker when it reads the connection (sync and
-        # async alike). A second, synchronous registration here would block a trigger's event loop and
-        # crashes triggers on Airflow 3.0 ("cannot use AsyncToSync in the same thread").
-        return cls(
-            base_url=_base_url(conn),
-            api_key=api_key,
-            api_version=str(extra.get("api_version") or DEFAULT_API_VERSION).strip("/"),
-            timeout=_number(extra, "timeout", DEFAULT_REQUEST_TIMEOUT, conn.conn_id),
-            retry=RetryPolicy(
-                max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, conn.conn_id)),
-                base_delay=retry_base_delay,
-            ),
-        )
-
     def api_url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
@@ -143,37 +113,6 @@ class ClientSettings:
             "headers": {"user-agent": USER_AGENT},
             "verify": shared_ssl_context(),
         }
-
-
-def _base_url(conn: Connection) -> str:
-    host = (conn.host or "").strip().rstrip("/")
-    if not host:
-        return DEFAULT_BASE_URL
-    if "://" not in host:
-        host = f"{conn.schema or 'https'}://{host}" if conn.schema in ("http", "https") else f"https://{host}"
-    if conn.port and host.count(":") < 2:
-        host = f"{host}:{conn.port}"
-    parsed = httpx.URL(host)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise GeminiBatchConfigError(
-            f"Connection {conn.conn_id!r} has host {conn.host!r}: use a base URL like {DEFAULT_BASE_URL}."
-        )
-    return host
-
-
-def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) -> float:
-    value = extra.get(key)
-    if value in (None, ""):
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if number < 0:
-        raise GeminiBatchConfigError(
-            f"Connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}."
-        )
-    return number
 
 
 @functools.cache
