@@ -166,7 +166,8 @@ class ResultsWriter:
         decode, missing, encode = _decode_generate_line, self.missing_keys, json_encode
         block: list[bytes] = []
         add = block.extend
-        prompt, cached, candidates, tool_use, thoughts, total = self._sums
+        # Sums of the spliced lines, added to self._sums at the end: a rebuilt line adds its own meanwhile.
+        prompt = cached = candidates = tool_use = thoughts = total = 0
         spliced = 0
         for line in lines:
             try:
@@ -209,7 +210,8 @@ class ResultsWriter:
             spliced += 1
             if missing is not None:
                 missing.discard(parsed.key)
-        self._sums = [prompt, cached, candidates, tool_use, thoughts, total]
+        for index, added in enumerate((prompt, cached, candidates, tool_use, thoughts, total)):
+            self._sums[index] += added
         self.succeeded += spliced
         return block
 

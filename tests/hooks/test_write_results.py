@@ -143,3 +143,17 @@ def test_iter_results_refuses_the_lines_write_results_refuses(make_hook: MakeHoo
     with pytest.raises(GeminiBatchError, match=r"Line 2 of results file files/batch-b1 is not a valid result"):
         make_hook(serve(body, 2)).write_results("batches/b1", tmp_path / "out.jsonl")
     assert BatchResult.from_json(b'{"key": "k", "error": {"code": 3}}').error == Status(code=3)
+
+
+def test_tokens_of_lines_that_go_the_long_way_are_summed_too(make_hook: MakeHook, tmp_path: Path) -> None:
+    """A line echoing its own ``text`` is rebuilt, not spliced; its tokens must still reach the summary."""
+    spliced = {"key": "a", "response": {**ANSWER, "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 7}}}
+    rebuilt = {
+        "key": "b",
+        "text": "echoed from the input line",
+        "response": {**ANSWER, "usageMetadata": {"promptTokenCount": 100, "totalTokenCount": 100}},
+    }
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in (spliced, rebuilt))
+    summary = make_hook(serve(body, 2)).write_results("batches/b1", tmp_path / "out.jsonl")
+    assert summary.usage["promptTokenCount"] == 105
+    assert summary.usage["totalTokenCount"] == 107
