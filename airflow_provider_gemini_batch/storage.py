@@ -38,14 +38,18 @@ def require_filesystem(location: Any, *, what: str = "location") -> None:
     """Raise when ``location`` is a URI whose filesystem no installed provider registers.
 
     Local paths, ``file://`` URIs, ``ObjectStoragePath`` objects (built, so their filesystem exists)
-    and unrendered templates pass; nothing is opened or connected to.
+    and templates whose scheme is itself templated pass; ``s3://bucket/{{ ds }}/`` is checked.
+    Nothing is opened or connected to.
 
     :param what: how the message names the location, e.g. ``"destination"``.
     :raises GeminiBatchConfigError: naming the package to install.
     """
-    if not isinstance(location, str) or "://" not in location or "{{" in location:
+    if not isinstance(location, str):
         return
-    scheme = location.split("://", 1)[0].lower()
+    written = location.split("{{", 1)[0]  # A template's scheme is known when it is written out before it.
+    if "://" not in written:
+        return
+    scheme = written.split("://", 1)[0].strip().lower()
     if _has_fs(scheme):
         return
     package = PACKAGE_FOR_SCHEME.get(scheme)

@@ -121,6 +121,7 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.batch_name = batch_name
+        require_filesystem(destination, what="destination")
         self.destination = destination
         self.expected_keys = expected_keys
 
