@@ -2,7 +2,8 @@
 
 Every model allows extra fields (``extra="allow"``) so that a field the service adds tomorrow never
 breaks parsing, and accepts both the wire's camelCase and Python's snake_case names. int64 counters,
-which the wire sends as strings (PROTOCOL.md), become ints; absent counters are 0 (proto3 omits zeros).
+which the wire sends as strings (``docs/protocol.md``, "Wire encoding"), become ints; absent
+counters are 0 (proto3 omits zeros).
 """
 
 from __future__ import annotations

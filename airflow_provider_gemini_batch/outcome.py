@@ -1,7 +1,7 @@
 """What a finished wait means for the task: shared by the submit operator and the sensor, in both modes.
 
 A job is only a task success when it SUCCEEDED *and* its failed requests stay within the policy
-(PROTOCOL.md: "SUCCEEDED does not mean the requests succeeded"). FAILED, CANCELLED, EXPIRED and
+(``docs/protocol.md``, "SUCCEEDED does not mean the requests succeeded"). FAILED, CANCELLED, EXPIRED and
 our own deadline each raise their own exception class, chosen from the state, never from text.
 """
 

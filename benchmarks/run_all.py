@@ -69,7 +69,7 @@ How each row is measured:
    timed by a subclass in the DAG file. The TI's recorded duration (which in `dag.test()` includes
    the inline deferral and dag.test's own start-up) is in the notes.
 6. **emulator**: `GET /v1beta/batches/{id}` with 100 concurrent clients from one httpx.AsyncClient
-   in a separate process for 10 s; the emulator must serve well above the 1,000 polls/s that row 4 asks.
+   in a separate process for 10 s; the emulator must serve well above the 1,000 polls/s that bench_triggers.py asks.
 
 Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
 The machine is shared: other work runs on the same 2 cores (see the load average in the header),

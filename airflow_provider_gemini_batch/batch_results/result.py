@@ -13,7 +13,7 @@ import msgspec
 
 from airflow_provider_gemini_batch.models import Status
 
-#: The token counters of ``usageMetadata`` (PROTOCOL.md, "Media"): the ``usage`` of a result and of a manifest.
+#: The token counters of ``usageMetadata`` (docs/protocol.md "Media"): the ``usage`` of a result and of a manifest.
 USAGE_COUNTERS = (
     "promptTokenCount",
     "cachedContentTokenCount",
@@ -169,7 +169,8 @@ class BatchResult:
 
 
 def _count(value: object) -> int:
-    # int32 counters arrive as numbers, int64 ones as strings (PROTOCOL.md); anything else is no count.
+    # int32 counters arrive as numbers, int64 ones as strings (docs/protocol.md "Wire encoding");
+    # anything else is no count.
     if type(value) is int:
         return value
     return int(value) if type(value) is str and value.isdigit() else 0

@@ -99,7 +99,7 @@ class _Line(msgspec.Struct, Generic[R], gc=False):
     own_usage: Raw | UnsetType = msgspec.field(name="usage", default=UNSET)
 
 
-# strict=False: int64 counters come as strings (PROTOCOL.md), and become ints here.
+# strict=False: int64 counters come as strings (docs/protocol.md "Wire encoding"), and become ints here.
 _decode_generate_line = msgspec.json.Decoder(_Line[_GenerateResponse], strict=False).decode
 _decode_embed_line = msgspec.json.Decoder(_Line[_EmbedResponse], strict=False).decode
 

@@ -18,7 +18,7 @@ from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.idempotency import key_marker
 from airflow_provider_gemini_batch.models import Batch
 
-# The Files API's documented limit on one input file (PROTOCOL.md, "Limits").
+# The Files API's documented limit on one input file (docs/protocol.md "Limits").
 MAX_UPLOAD_BYTES = 2 * 1024**3
 _SPOOL_CHUNK_BYTES = 8 * 1024 * 1024
 # zlib level 3: on the benchmark's results about 2.5x the speed of gzip's default level 6, for 8 % more bytes.

@@ -262,7 +262,8 @@ class GeminiBatchHook(GeminiFilesHook):
 
         What was read is checked against the job's ``batchStats.requestCount``, or against
         ``expected_keys`` when given: a results body sent without a length can end early and look
-        whole, and users have seen results files and counts disagree (PROTOCOL.md, last note).
+        whole, and users have seen results files and counts disagree (``docs/protocol.md``, "Results
+        files and counts can disagree").
         A results file that ends short is read again, up to the connection's ``max_retries`` times,
         skipping the bytes already parsed, so no line is yielded twice. Without ``expected_keys`` results
         are counted by line (a job that reports no request count is not checked); with them, a key

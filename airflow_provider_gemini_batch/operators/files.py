@@ -74,7 +74,8 @@ class GeminiDeleteFileOperator(GeminiBatchBaseOperator):
         try:
             self.hook.delete_file(self.file_name)
         except GeminiBatchPermissionError as exc:
-            # A missing file answers 403, like a foreign one (PROTOCOL.md); a bad key says API_KEY_INVALID.
+            # A missing file answers 403, like a foreign one (docs/protocol.md "Files API"); a bad key
+            # says API_KEY_INVALID.
             if not self.ignore_missing or exc.reason == "API_KEY_INVALID":
                 raise
             self.log.info("File %s does not exist (or is not ours); nothing to delete", self.file_name)
