@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from airflow_provider_gemini_batch.models import Batch, BatchState
 
@@ -29,6 +29,7 @@ __all__ = [
     "IN_FLIGHT_MARGIN",
     "STORE_KEY",
     "EarlierJobChoice",
+    "StateStore",
     "SubmitRecord",
     "choose_for_earlier_job",
     "idempotency_key",
@@ -135,3 +136,11 @@ def choose_for_earlier_job(batch: Batch, resubmit_on_failure: bool) -> EarlierJo
     if batch.state is BatchState.SUCCEEDED:
         return "done"
     return "resubmit" if resubmit_on_failure else "report"
+
+
+class StateStore(Protocol):
+    """What is used of Airflow's task state store (``context["task_state_store"]``, Airflow 3.3+)."""
+
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any) -> Any: ...

@@ -26,6 +26,8 @@ DEFAULT_API_VERSION = "v1beta"
 DEFAULT_REQUEST_TIMEOUT = 60.0
 #: Retries of 408/429/5xx replies and connection errors after the first attempt.
 DEFAULT_MAX_RETRIES = 5
+#: The first retry's backoff in seconds, doubled on each retry (jittered, capped at a minute).
+DEFAULT_RETRY_BASE_DELAY = 1.0
 #: Seconds between polls while a job runs.
 DEFAULT_POLL_INTERVAL = 30.0
 #: How long a task waits for its job before giving up (the service expires jobs after 48 h).

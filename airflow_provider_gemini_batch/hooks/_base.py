@@ -25,6 +25,7 @@ from airflow_provider_gemini_batch.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RETRIES,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRY_BASE_DELAY,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class GeminiBaseHook(BaseHook):
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         async_gate: AbstractAsyncContextManager[Any] | None = None,
-        retry_base_delay: float = 1.0,
+        retry_base_delay: float = DEFAULT_RETRY_BASE_DELAY,
     ) -> None:
         super().__init__()
         self.gemini_conn_id = gemini_conn_id
@@ -128,7 +129,7 @@ class GeminiBaseHook(BaseHook):
 
 
 def settings_from_connection(
-    conn: Connection, extra: Mapping[str, Any], *, retry_base_delay: float = 1.0
+    conn: Connection, extra: Mapping[str, Any], *, retry_base_delay: float = DEFAULT_RETRY_BASE_DELAY
 ) -> ClientSettings:
     """Read the settings from a ``gemini`` connection: key in the password, base URL in the host.
 

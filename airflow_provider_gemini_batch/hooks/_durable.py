@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchAmbiguousCreateError,
     GeminiBatchError,
     GeminiBatchNotFoundError,
 )
-from airflow_provider_gemini_batch.idempotency import STORE_KEY, SubmitRecord, choose_for_earlier_job
+from airflow_provider_gemini_batch.idempotency import STORE_KEY, StateStore, SubmitRecord, choose_for_earlier_job
 from airflow_provider_gemini_batch.models import Batch
 
 if TYPE_CHECKING:
@@ -29,14 +29,6 @@ P = TypeVar("P")
 MAX_CREATE_ROUNDS = 3
 # Seconds between lookups by key while a create of unknown outcome may still land.
 LOOKUP_INTERVAL = 5.0
-
-
-class StateStore(Protocol):
-    """What is used of Airflow's task state store (``context["task_state_store"]``, Airflow 3.3+)."""
-
-    def get(self, key: str) -> Any: ...
-
-    def set(self, key: str, value: Any) -> Any: ...
 
 
 class DurableSubmit:

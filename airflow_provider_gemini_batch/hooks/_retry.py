@@ -16,7 +16,7 @@ import httpx
 from airflow_provider_gemini_batch.exceptions import GeminiBatchAPIError
 from airflow_provider_gemini_batch.hooks._endpoints import ApiCall
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create, connection_error
-from airflow_provider_gemini_batch.settings import DEFAULT_MAX_RETRIES
+from airflow_provider_gemini_batch.settings import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BASE_DELAY
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # A create rejected with this never reached the backend, so resending cannot duplicate a job. A 503
@@ -36,7 +36,7 @@ class RetryPolicy:
     """
 
     max_retries: int = DEFAULT_MAX_RETRIES
-    base_delay: float = 1.0
+    base_delay: float = DEFAULT_RETRY_BASE_DELAY
     max_delay: float = 60.0
 
     def backoff(self, attempt: int, server_delay: float | None = None) -> float:

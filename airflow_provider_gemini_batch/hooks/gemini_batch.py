@@ -14,12 +14,12 @@ from airflow_provider_gemini_batch.exceptions import (
 )
 from airflow_provider_gemini_batch.hooks import _endpoints
 from airflow_provider_gemini_batch.hooks._client import within
-from airflow_provider_gemini_batch.hooks._durable import DurableSubmit, StateStore
+from airflow_provider_gemini_batch.hooks._durable import DurableSubmit
 from airflow_provider_gemini_batch.hooks._endpoints import pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
 from airflow_provider_gemini_batch.hooks._files import GeminiFilesHook
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
-from airflow_provider_gemini_batch.idempotency import key_marker
+from airflow_provider_gemini_batch.idempotency import StateStore, key_marker
 from airflow_provider_gemini_batch.models import Batch, BatchResult
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL
 from airflow_provider_gemini_batch.watch import BatchWatch, Decision, Finish, WaitOutcome
