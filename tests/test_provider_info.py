@@ -52,19 +52,34 @@ def test_the_connection_form_is_labelled() -> None:
     assert "login" in behaviour["hidden_fields"]
 
 
-def test_the_provider_config_section_is_shown_by_airflow_config_list(tmp_path: Path) -> None:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__GEMINI_BATCH__MAX_CONCURRENT_POLLS": "7"}
+def airflow_cli_text(tmp_path: Path, *args: str, **env: str) -> str:
     airflow = Path(sys.executable).with_name("airflow")
-    listed = subprocess.run(
-        [str(airflow), "config", "list", "--section", "gemini_batch"],
-        env=env,
+    result = subprocess.run(
+        [str(airflow), *args],
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
-    ).stdout
+    )
+    return result.stdout
+
+
+def test_the_provider_config_section_is_shown_by_airflow_config_list(tmp_path: Path) -> None:
+    listed = airflow_cli_text(tmp_path, "config", "list", "--section", "gemini_batch")
     assert "[gemini_batch]" in listed
     assert "max_concurrent_polls" in listed
+    default = airflow_cli_text(tmp_path, "config", "get-value", "gemini_batch", "max_concurrent_polls")
+    assert default.strip().splitlines()[-1] == str(DEFAULT_MAX_CONCURRENT_POLLS)
+    overridden = airflow_cli_text(
+        tmp_path,
+        "config",
+        "get-value",
+        "gemini_batch",
+        "max_concurrent_polls",
+        AIRFLOW__GEMINI_BATCH__MAX_CONCURRENT_POLLS="7",
+    )
+    assert overridden.strip().splitlines()[-1] == "7"
 
 
 def test_max_concurrent_polls_is_read_from_the_gemini_batch_section(monkeypatch: pytest.MonkeyPatch) -> None:
