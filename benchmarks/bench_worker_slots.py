@@ -222,7 +222,8 @@ def measure(*, quick: bool, batch_minutes: float = 10.0) -> list[harness.Row]:
             "slot s",
             deferrable["slot_seconds"],
             target=f"< {DEFERRABLE_TARGET_SECONDS:.0f} s",
-            met=deferrable["slot_seconds"] < DEFERRABLE_TARGET_SECONDS,
+            # A run that failed held no slot for the batch: its figure says nothing, so it is no pass.
+            met=deferrable["slot_seconds"] < DEFERRABLE_TARGET_SECONDS and _succeeded(deferrable),
             note=note(deferrable),
         ),
         harness.Row(
@@ -248,3 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())
+
+
+def _succeeded(report: dict[str, Any]) -> bool:
+    """Whether the measured DAG run ended in success (``str(DagRunState.SUCCESS)`` differs across versions)."""
+    return str(report["state"]).rsplit(".", 1)[-1].lower() == "success"

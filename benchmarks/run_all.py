@@ -48,9 +48,10 @@ How each row is measured:
    source), where the ceiling is bare httpx through the same upload endpoint in one streamed chunk.
    Ours runs again on a file twice as large to show memory does not grow with the file.
 2. **results**: the emulator runs a real file job of N requests and writes the results file;
-   ours = `iter_results` (a `BatchResult` per line) and `GeminiDownloadResultsOperator.execute`
-   (per result: text and token usage extracted, the line written with them appended, counts and
-   usage totals kept for the manifest); SDK = `files.download` (bytes) + `split` + `json.loads`;
+   ours = `iter_results` (a `BatchResult` per line) and `GeminiBatchHook.write_results`, what the
+   download operator runs (per line: only the key, text parts and token usage decoded, spliced onto
+   the service's own bytes; counts and usage totals kept for the manifest);
+   SDK = `files.download` (bytes) + `split` + `json.loads`;
    ceiling = the same file read from local disk + `json.loads` per line.
 3. **input**: N flat records generated lazily go through `records_to_jsonl` into a local file, and
    the written file goes through `validate_jsonl`; ceilings are `json.dumps` + write and `json.loads`

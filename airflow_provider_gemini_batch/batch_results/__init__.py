@@ -10,7 +10,7 @@ regression check (its docstring says where the time goes).
 - ``ResultsWriter`` decodes only what it adds to a line, into small ``msgspec.Struct``s (key,
   the first candidate's text parts, ``usageMetadata``; for embeddings the token count and the
   values as raw JSON), and splices the additions onto the service's own bytes: the response is
-  never built as Python objects nor serialised again, which makes it faster than reading results.
+  never built as Python objects nor serialised again, which keeps it about as fast as reading results.
   A line it does not expect (an error, no key, a field named like ours, a shape the structs do
   not fit) goes the long way, through ``BatchResult``, to the same fields.
 

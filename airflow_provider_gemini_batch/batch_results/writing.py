@@ -2,7 +2,7 @@
 
 Part of the results fast path (see ``batch_results/__init__.py``): only what is added is decoded,
 into small ``msgspec.Struct``s, so the response is never built as Python objects nor serialised
-again; that is what makes writing faster than reading (``benchmarks/bench_results.py``).
+again; that is what keeps writing a file about as fast as reading results (``benchmarks/bench_results.py``).
 """
 
 from __future__ import annotations
