@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from airflow_provider_gemini_batch.batch_results import ResultsSummary
@@ -13,7 +14,7 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchServerError,
 )
 from airflow_provider_gemini_batch.hooks import _endpoints
-from airflow_provider_gemini_batch.hooks._client import within
+from airflow_provider_gemini_batch.hooks._client import SyncClient, within
 from airflow_provider_gemini_batch.hooks._durable import DurableSubmit
 from airflow_provider_gemini_batch.hooks._endpoints import pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
@@ -286,8 +287,8 @@ class GeminiBatchHook(GeminiFilesHook):
         For the message of a job that fails its partial-failure policy (``outcome.wants_error_sample``),
         so the user sees why without downloading anything. Reading stops at ``limit`` errors,
         ``max_lines`` results or ``max_bytes`` of the results file, whichever comes first; each result
-        keeps only its key and error. Best effort: a look that fails is logged and what was read is
-        returned, never raised over the failure it would explain.
+        keeps only its key and error. Best effort: each request is tried once, and a look that fails
+        is logged and what was read is returned, never raised over the failure it would explain.
 
         :param batch: the finished job. One carrying neither inline results nor a results file (as a
             trigger event carries an inline job) is fetched first.
@@ -298,7 +299,15 @@ class GeminiBatchHook(GeminiFilesHook):
         except GeminiBatchError as exc:
             self.log.warning("Could not read the first failed requests of %s: %s", batch.name, exc)
             return []
-        return ResultsReader(self.client, self.log).sample_errors(batch, limit, max_lines, max_bytes)
+        # One attempt per request: the task is failing already, and waiting out an unavailable service
+        # (its retries honour server delays of minutes) would only delay saying so.
+        one_attempt = SyncClient(
+            replace(self.settings, retry=replace(self.settings.retry, max_retries=0)), self._transport
+        )
+        try:
+            return ResultsReader(one_attempt, self.log).sample_errors(batch, limit, max_lines, max_bytes)
+        finally:
+            one_attempt.close()
 
     def write_results(
         self, batch_or_name: Batch | str, destination: Any, *, expected_keys: Iterable[str] | None = None

@@ -114,6 +114,19 @@ class TestResultsFile:
         assert hook.sample_errors(file_job()) == []
         assert "Could not read the first failed requests of batches/b1" in capsys.readouterr().out
 
+    def test_an_unavailable_service_is_not_waited_out_for_a_sample(self, make_hook: MakeHook) -> None:
+        """The task is failing already: one attempt, not the connection's retries with their server delays."""
+        downloads: list[str] = []
+
+        def unavailable(request: httpx.Request) -> httpx.Response:
+            downloads.append(request.url.path)
+            return error_reply(
+                503, "UNAVAILABLE", "The service is currently unavailable.", headers={"retry-after": "2"}
+            )
+
+        assert make_hook(unavailable).sample_errors(file_job()) == []
+        assert len(downloads) == 1
+
 
 class TestInlineResults:
     ITEMS: ClassVar[list[dict[str, Any]]] = [
