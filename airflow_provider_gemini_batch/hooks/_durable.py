@@ -32,21 +32,20 @@ LOOKUP_INTERVAL = 5.0
 
 
 class DurableSubmit:
-    """Submit under idempotency ``key``, remembering what was sent in ``store``.
+    """Submit one task instance's job, remembering what was sent in ``store``.
 
     :param hook: the hook that looks jobs up and cancels them.
-    :param key: the task instance's idempotency key (``idempotency.idempotency_key``).
     :param store: the task state store, or ``None`` (Airflow before 3.3: no record; lookups by key only).
     """
 
-    def __init__(self, hook: GeminiBatchHook, key: str, store: StateStore | None) -> None:
+    def __init__(self, hook: GeminiBatchHook, store: StateStore | None) -> None:
         self.hook = hook
         self.log = hook.log
-        self.key = key
         self.store = store
 
-    def _load(self) -> SubmitRecord:
-        return SubmitRecord.from_json(self.store.get(STORE_KEY) if self.store is not None else None, self.key)
+    def _load(self, key: str | None = None) -> SubmitRecord:
+        """The stored record; with ``key``, a fresh one for that key when none is stored."""
+        return SubmitRecord.from_json(self.store.get(STORE_KEY) if self.store is not None else None, key)
 
     def _save(self, record: SubmitRecord) -> None:
         if self.store is not None:
@@ -54,6 +53,7 @@ class DurableSubmit:
 
     def submit(
         self,
+        key: str,
         prepare: Callable[[], P],
         create: Callable[[P], Batch],
         *,
@@ -62,10 +62,11 @@ class DurableSubmit:
     ) -> Batch:
         """Reconnect to, return, or replace the job of an earlier try; create one only when none may exist.
 
+        ``key`` is the task instance's idempotency key (``idempotency.idempotency_key``).
         ``prepare`` (validate, upload) runs before the intent is recorded, so the in-flight window of a
         create starts when the create is sent, however long an upload took.
         """
-        record = self._load()
+        record = self._load(key)
         earlier: Batch | None = None
         if record.batch_name:
             try:
@@ -77,7 +78,7 @@ class DurableSubmit:
             record.in_doubt = True
             earlier = self._await_create_in_flight(record)
         elif self.store is None and look_up_without_store:
-            earlier = self.hook.find_batch_by_key(self.key)
+            earlier = self.hook.find_batch_by_key(key)
         if earlier is not None:
             if choose_for_earlier_job(earlier, resubmit_on_failure) != "resubmit":
                 self.log.info("Reconnecting to %s (%s), created by an earlier try", earlier.name, earlier.progress)
@@ -138,10 +139,10 @@ class DurableSubmit:
             time.sleep(min(LOOKUP_INTERVAL, left))
 
     def cancel_late_duplicates(self, keep: str) -> None:
-        """Cancel any job that a create of unknown outcome made after ``keep`` was used instead."""
+        """Cancel any job under the recorded key that a create of unknown outcome made after ``keep`` was used."""
         if self.store is None:
             return
-        record = SubmitRecord.from_json(self.store.get(STORE_KEY))
+        record = self._load()
         if not record.in_doubt:
             return
         try:

@@ -242,13 +242,16 @@ class GeminiBatchHook(GeminiFilesHook):
         :param store: the task state store (``context["task_state_store"]``, Airflow 3.3+), or ``None``.
         :param look_up_without_store: without a store, look the key up first (a retry on Airflow < 3.3).
         """
-        return DurableSubmit(self, key, store).submit(
-            prepare, create, resubmit_on_failure=resubmit_on_failure, look_up_without_store=look_up_without_store
+        return DurableSubmit(self, store).submit(
+            key, prepare, create, resubmit_on_failure=resubmit_on_failure, look_up_without_store=look_up_without_store
         )
 
-    def cancel_late_duplicates(self, keep: str, *, key: str, store: StateStore | None) -> None:
-        """Cancel jobs under ``key`` that a create of unknown outcome made after ``keep`` was used instead."""
-        DurableSubmit(self, key, store).cancel_late_duplicates(keep)
+    def cancel_late_duplicates(self, keep: str, *, store: StateStore | None) -> None:
+        """Cancel jobs that a create of unknown outcome made after ``keep`` was used instead.
+
+        The key is the one ``submit_durably`` recorded in ``store``; without a store nothing is done.
+        """
+        DurableSubmit(self, store).cancel_late_duplicates(keep)
 
     def delete_batch(self, name: str) -> None:
         """Delete a batch job."""

@@ -219,9 +219,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     def _finish(self, context: Context, outcome: WaitOutcome) -> str:
         """End the task from how the wait ended: the same for the trigger's event and the worker's wait."""
         if self.durable:
-            ti = context["ti"]
-            key = idempotency_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
-            self.hook.cancel_late_duplicates(outcome.batch.name, key=key, store=_task_state_store(context))
+            self.hook.cancel_late_duplicates(outcome.batch.name, store=_task_state_store(context))
         sample = self.hook.sample_errors(outcome.batch) if wants_error_sample(outcome, self.failure_policy) else []
         return settle(outcome, self.failure_policy, self.exit_actions, self.hook.cancel_quietly, sample).name
 
