@@ -40,6 +40,15 @@ DEFAULT_CANCEL_WAIT_TIMEOUT = 600.0
 #: Polls in flight at once per triggerer, across every Gemini batch trigger it runs.
 DEFAULT_MAX_CONCURRENT_POLLS = 16
 
+#: Events a webhook created by the provider subscribes to: every final state of a batch job.
+WEBHOOK_BATCH_EVENTS = ("batch.succeeded", "batch.failed", "batch.cancelled", "batch.expired")
+#: The largest webhook body the receiver reads; a completion event is well under 2 KiB.
+WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+#: Seconds between the safety net's looks at a connection's jobs (one ``list_batches`` walk each).
+DEFAULT_COMPLETION_POLL_INTERVAL = 300.0
+#: How far back the safety net looks when it has no stored watermark (first start; Airflow < 3.3).
+DEFAULT_COMPLETION_LOOKBACK = timedelta(hours=1)
+
 SECTION = "gemini_batch"
 
 #: The ``config`` entry of the provider info: Airflow shows it in ``airflow config list`` and
@@ -90,6 +99,14 @@ CONNECTION_FIELDS: dict[str, Any] = {
         "label": "Max retries",
         "schema": {"type": ["integer", "null"], "default": DEFAULT_MAX_RETRIES},
         "description": "Retries of 408/429/5xx and connection errors (never of an ambiguous create).",
+    },
+    "webhook_secret": {
+        "label": "Webhook signing secret",
+        "schema": {"type": ["string", "null"]},
+        "description": (
+            "The whsec_... secret that signs webhook deliveries to /gemini-batch/webhooks/<this conn id>. "
+            "During a rotation, give both secrets separated by a space."
+        ),
     },
 }
 
