@@ -1,4 +1,4 @@
-"""Typed models of the Gemini Batch and Files resources, parsed right where responses arrive.
+"""Typed models of the Gemini Batch, Files and Webhooks resources, parsed right where responses arrive.
 
 Every model allows extra fields (``extra="allow"``) so that a field the service adds tomorrow never
 breaks parsing, and accepts both the wire's camelCase and Python's snake_case names. int64 counters,
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -23,7 +23,10 @@ __all__ = [
     "BatchState",
     "BatchStats",
     "GeminiFile",
+    "RotatedSigningSecret",
+    "SigningSecret",
     "Status",
+    "Webhook",
 ]
 
 if TYPE_CHECKING:
@@ -220,6 +223,77 @@ class Batch(_WireModel):
             "create_time": self.create_time.isoformat() if self.create_time else None,
             "end_time": self.end_time.isoformat() if self.end_time else None,
         }
+
+
+class SigningSecret(_WireModel):
+    """One of a webhook's signing secrets, as listed: never the secret itself, only its end and its expiry."""
+
+    expire_time: datetime | None = None
+    """When the service stops signing with it (set on the previous secret after a rotation)."""
+    truncated_secret: str | None = None
+    """A shortened form of the secret, to tell secrets apart."""
+
+
+class Webhook(_WireModel):
+    """A project-level webhook: where the service POSTs events such as ``batch.succeeded``.
+
+    The signing secret is in ``new_signing_secret`` **only** in the reply to the create that made the
+    webhook (``GeminiBatchHook.create_webhook``); it cannot be read again, only rotated
+    (``rotate_webhook_signing_secret``). It is a ``SecretStr``: ``repr``, ``str`` and logs show
+    ``**********``, and ``model_dump`` leaves it out; read it with ``get_secret_value()``.
+
+    The official SDK's shape (an ``id``, with ``name`` the user's label) is read too: the resource
+    name is then ``webhooks/{id}`` and the label is ``display_name``.
+    """
+
+    name: str
+    """``webhooks/{id}``."""
+    display_name: str | None = None
+    uri: str = ""
+    """Where events are delivered."""
+    subscribed_events: list[str] = Field(default_factory=list)
+    """Event types delivered: ``batch.succeeded``, ``batch.failed``, ``batch.cancelled``, ``batch.expired``, ..."""
+    state: str | None = None
+    """``enabled``, ``disabled`` or ``disabled_due_to_failed_deliveries`` (a new value is kept as is)."""
+    signing_secrets: list[SigningSecret] = Field(default_factory=list)
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    new_signing_secret: SecretStr | None = Field(default=None, exclude=True)
+    """The ``whsec_...`` signing secret: present only in the create reply. Never logged nor dumped."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resource_name_from_id(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not data.get("id"):
+            return data
+        name = data.get("name")
+        if isinstance(name, str) and name.startswith("webhooks/"):
+            return data
+        flat = {key: value for key, value in data.items() if key != "name"}
+        if name and not (data.get("displayName") or data.get("display_name")):
+            flat["display_name"] = name
+        flat["name"] = f"webhooks/{data['id']}"
+        return flat
+
+    @property
+    def id(self) -> str:
+        """The id without the ``webhooks/`` prefix."""
+        return self.name.removeprefix("webhooks/")
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-safe summary for XCom and logs: name, uri and events; never a secret."""
+        return {"name": self.name, "uri": self.uri, "subscribed_events": list(self.subscribed_events)}
+
+
+class RotatedSigningSecret(_WireModel):
+    """The reply to ``rotateSigningSecret``: the new ``whsec_...`` secret, shown once.
+
+    ``secret`` is a ``SecretStr`` (shown as ``**********``, left out of ``model_dump``); read it with
+    ``get_secret_value()`` and store it where the receiver reads it (the connection extra
+    ``webhook_secret``).
+    """
+
+    secret: SecretStr | None = Field(default=None, exclude=True)
 
 
 def _parse_output(output: Mapping[str, Any]) -> dict[str, Any]:

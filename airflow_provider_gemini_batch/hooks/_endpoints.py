@@ -1,4 +1,4 @@
-"""Request building and response parsing for every Gemini Batch / Files endpoint, written once.
+"""Request building and response parsing for every Gemini Batch / Files / Webhooks endpoint, written once.
 
 The sync and async clients only differ in how they send an ``ApiCall``; everything about paths,
 bodies and the shapes of replies lives here (see ``docs/protocol.md``). Names are validated before any I/O.
@@ -6,16 +6,17 @@ bodies and the shapes of replies lives here (see ``docs/protocol.md``). Names ar
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
 from airflow_provider_gemini_batch.batch_input import inline_item
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
-from airflow_provider_gemini_batch.models import Batch, GeminiFile
+from airflow_provider_gemini_batch.models import Batch, GeminiFile, RotatedSigningSecret, Webhook
 
 T = TypeVar("T")
 
@@ -63,7 +64,7 @@ def model_path(model: str) -> str:
     return f"{prefix}/{model_id}"
 
 
-_SINGULAR = {"batches": "batch", "files": "file"}
+_SINGULAR = {"batches": "batch", "files": "file", "webhooks": "webhook"}
 
 
 def resource_name(name: str, collection: str) -> str:
@@ -113,7 +114,9 @@ class Page(Generic[T]):
 def _page_parser(key: str, parse_item: Callable[[Any], T]) -> Callable[[httpx.Response], Page[T]]:
     def parse(response: httpx.Response) -> Page[T]:
         body = _json(response)  # An empty list comes back as {} (proto3 omits empty fields).
-        return Page([parse_item(item) for item in body.get(key) or []], body.get("nextPageToken") or None)
+        # The webhooks service answers in snake_case, as the official SDK reads it (next_page_token).
+        token = body.get("nextPageToken") or body.get("next_page_token") or None
+        return Page([parse_item(item) for item in body.get(key) or []], token)
 
     return parse
 
@@ -161,6 +164,180 @@ def list_files(page_size: int | None, page_token: str | None) -> ApiCall[Page[Ge
         _page_parser("files", GeminiFile.model_validate),
         "list files",
         params=_page_params(page_size, page_token),
+    )
+
+
+# -- webhooks (docs/protocol.md "Webhooks"; bodies in snake_case, as the official SDK sends them) ----
+
+#: The most webhooks one list page holds.
+MAX_WEBHOOK_PAGE_SIZE = 1000
+RevokePrevious = Literal["after_24h", "immediately"]
+_REVOCATION_BEHAVIOUR: dict[str, str] = {
+    "after_24h": "revoke_previous_secrets_after_h24",
+    "immediately": "revoke_previous_secrets_immediately",
+}
+
+
+def webhook_uri(uri: Any, what: str = "uri") -> str:
+    """Check that ``uri`` is an absolute http(s) URL (where the service can POST) and return it stripped.
+
+    :param what: how the argument is named in the error ("webhook_uris[1]").
+    """
+    text = uri.strip() if isinstance(uri, str) else ""
+    if not text:
+        raise GeminiBatchInputError(
+            f"{what} is empty: pass the absolute URL the service should POST to, "
+            "e.g. 'https://airflow.example.com/gemini-batch/webhooks/gemini_default'."
+        )
+    try:
+        parsed = httpx.URL(text)
+    except httpx.InvalidURL:
+        parsed = httpx.URL("")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise GeminiBatchInputError(
+            f"{what} {text!r} is not an absolute http(s) URL: give the full address the service can reach, "
+            "with scheme and host, e.g. 'https://airflow.example.com/gemini-batch/webhooks/gemini_default'."
+        )
+    return text
+
+
+def _events(subscribed_events: Any) -> list[str]:
+    if isinstance(subscribed_events, str) or not isinstance(subscribed_events, Sequence):
+        raise GeminiBatchInputError(
+            f"subscribed_events must be a list of event names such as ['batch.succeeded'], got {subscribed_events!r}."
+        )
+    events = list(subscribed_events)
+    if not events:
+        raise GeminiBatchInputError(
+            "subscribed_events is empty: a webhook needs at least one event, e.g. 'batch.succeeded'."
+        )
+    bad = [event for event in events if not isinstance(event, str) or not event.strip()]
+    if bad:
+        raise GeminiBatchInputError(f"subscribed_events holds {bad!r}: each event is a name such as 'batch.succeeded'.")
+    return [event.strip() for event in events]
+
+
+def webhook_config(uris: Sequence[str] | str | None, user_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A job's ``webhookConfig``: ``{"uris": [...], "user_metadata": {...}}`` (the wire's names), checked."""
+    config: dict[str, Any] = {}
+    if isinstance(uris, str):
+        uris = [uris]
+    if uris is not None:
+        if not isinstance(uris, Sequence):
+            raise GeminiBatchInputError(f"webhook_uris must be a list of URLs, got a {type(uris).__name__}.")
+        if uris:
+            config["uris"] = [webhook_uri(uri, f"webhook_uris[{index}]") for index, uri in enumerate(uris)]
+    if user_metadata is not None:
+        if not isinstance(user_metadata, Mapping):
+            raise GeminiBatchInputError(
+                f"webhook_metadata must be a dict of JSON values, got a {type(user_metadata).__name__}."
+            )
+        for key, value in user_metadata.items():
+            try:
+                json.dumps({key: value}, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise GeminiBatchInputError(
+                    f"webhook_metadata[{key!r}] is not JSON ({type(value).__name__}): use strings, numbers, "
+                    "booleans, lists and dicts."
+                ) from exc
+            if not isinstance(key, str):
+                raise GeminiBatchInputError(f"webhook_metadata key {key!r} is not a string: JSON keys are strings.")
+        config["user_metadata"] = dict(user_metadata)
+    return config
+
+
+def _parse_webhook(response: httpx.Response) -> Webhook:
+    return Webhook.model_validate(_json(response))
+
+
+def create_webhook(
+    uri: str, *, subscribed_events: Sequence[str], display_name: str | None, webhook_id: str | None
+) -> ApiCall[Webhook]:
+    """Build a webhook create; its reply carries the signing secret, once.
+
+    Only a create with a ``webhook_id`` is safe to resend (a second one that lands answers 409
+    ALREADY_EXISTS); without one, a resent create could make a second webhook.
+    """
+    body: dict[str, Any] = {"uri": webhook_uri(uri), "subscribed_events": _events(subscribed_events)}
+    if display_name:
+        body["name"] = display_name  # The SDK's user-given name; the resource name is webhooks/{id}.
+    params: dict[str, str | int] = {}
+    if webhook_id is not None:
+        if not isinstance(webhook_id, str) or not _RESOURCE_ID.match(webhook_id):
+            raise GeminiBatchInputError(
+                f"webhook_id {webhook_id!r} is not an id: use letters, digits, '-' and '_' (the name becomes "
+                "'webhooks/<webhook_id>')."
+            )
+        params["webhook_id"] = webhook_id
+    return ApiCall(
+        "POST",
+        "webhooks",
+        _parse_webhook,
+        f"create webhook{' ' + str(params['webhook_id']) if params else ''}",
+        json=body,
+        params=params,
+        retry_safe=webhook_id is not None,
+    )
+
+
+def get_webhook(name: str) -> ApiCall[Webhook]:
+    name = resource_name(name, "webhooks")
+    return ApiCall("GET", name, _parse_webhook, f"get webhook {name}")
+
+
+def list_webhooks(page_size: int | None, page_token: str | None) -> ApiCall[Page[Webhook]]:
+    if page_size is not None and not 1 <= page_size <= MAX_WEBHOOK_PAGE_SIZE:
+        raise GeminiBatchInputError(
+            f"page_size {page_size} is out of range: the service returns 1 to {MAX_WEBHOOK_PAGE_SIZE} webhooks a page."
+        )
+    return ApiCall(
+        "GET",
+        "webhooks",
+        _page_parser("webhooks", Webhook.model_validate),
+        "list webhooks",
+        params=_page_params(page_size, page_token),
+    )
+
+
+def update_webhook(name: str, *, uri: str | None, subscribed_events: Sequence[str] | None) -> ApiCall[Webhook]:
+    name = resource_name(name, "webhooks")
+    body: dict[str, Any] = {}
+    if uri is not None:
+        body["uri"] = webhook_uri(uri)
+    if subscribed_events is not None:
+        body["subscribed_events"] = _events(subscribed_events)
+    if not body:
+        raise GeminiBatchInputError(f"Webhook {name}: nothing to update; pass uri, subscribed_events or both.")
+    return ApiCall(
+        "PATCH", name, _parse_webhook, f"update webhook {name}", json=body, params={"update_mask": ",".join(body)}
+    )
+
+
+def delete_webhook(name: str) -> ApiCall[None]:
+    name = resource_name(name, "webhooks")
+    return ApiCall("DELETE", name, _parse_nothing, f"delete webhook {name}")
+
+
+def ping_webhook(name: str) -> ApiCall[None]:
+    name = resource_name(name, "webhooks")
+    return ApiCall("POST", f"{name}:ping", _parse_nothing, f"ping webhook {name}")
+
+
+def rotate_webhook_signing_secret(name: str, *, revoke_previous: RevokePrevious) -> ApiCall[RotatedSigningSecret]:
+    name = resource_name(name, "webhooks")
+    behaviour = _REVOCATION_BEHAVIOUR.get(revoke_previous)
+    if behaviour is None:
+        raise GeminiBatchInputError(
+            f"revoke_previous {revoke_previous!r} is not one of {sorted(_REVOCATION_BEHAVIOUR)}: 'after_24h' keeps "
+            "the old secret valid for a day (time to update the receiver), 'immediately' revokes it now."
+        )
+    return ApiCall(
+        "POST",
+        f"{name}:rotateSigningSecret",
+        lambda response: RotatedSigningSecret.model_validate(_json(response)),
+        f"rotate the signing secret of webhook {name}",
+        # Resending is safe: a secret whose reply was lost is known to no one, and the next one replaces it.
+        json={"revocation_behavior": behaviour},
     )
 
 

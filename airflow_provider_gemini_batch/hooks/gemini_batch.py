@@ -1,4 +1,4 @@
-"""``GeminiBatchHook``: auth and every HTTP call to the Gemini Batch and Files API, sync and async."""
+"""``GeminiBatchHook``: auth and every HTTP call to the Gemini Batch, Files and Webhooks APIs, sync and async."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from airflow_provider_gemini_batch.hooks._endpoints import pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
 from airflow_provider_gemini_batch.hooks._files import GeminiFilesHook
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
+from airflow_provider_gemini_batch.hooks._webhooks import GeminiWebhooksHook
 from airflow_provider_gemini_batch.idempotency import StateStore, key_marker
 from airflow_provider_gemini_batch.models import Batch, BatchResult
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL
@@ -29,8 +30,8 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-class GeminiBatchHook(GeminiFilesHook):
-    """Talk to the Gemini API Batch Mode and Files API through an Airflow connection of type ``gemini``.
+class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
+    """Talk to the Gemini API Batch Mode, Files API and webhooks through an Airflow connection of type ``gemini``.
 
     The connection's **password** holds the API key (sent only in the ``x-goog-api-key`` header);
     its optional **host** is the base URL (the emulator's, or a proxy's); its extras are
