@@ -1,0 +1,44 @@
+"""Airflow finds the plugin through the ``airflow.plugins`` entry point and mounts its app at /gemini-batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_the_plugins_manager_lists_the_app_at_gemini_batch() -> None:
+    from airflow import plugins_manager
+
+    from airflow_provider_gemini_batch.plugins import GeminiBatchPlugin
+
+    plugins_manager.ensure_plugins_loaded()
+    info = {plugin["name"]: plugin for plugin in plugins_manager.get_plugin_info()}
+
+    (app,) = info["gemini_batch"]["fastapi_apps"]
+    assert app["url_prefix"] == "/gemini-batch"
+    assert app["app"] == "fastapi.applications.FastAPI"
+    assert any(isinstance(plugin, GeminiBatchPlugin) or plugin is GeminiBatchPlugin for plugin in loaded_plugins())
+
+
+def loaded_plugins() -> list[object]:
+    from airflow import plugins_manager
+
+    if hasattr(plugins_manager, "_get_plugins"):  # Airflow 3.1+
+        return list(plugins_manager._get_plugins()[0])
+    return list(plugins_manager.plugins or [])
+
+
+def test_airflow_plugins_shows_it_without_import_errors(tmp_path: Path) -> None:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run(
+        [str(airflow), "plugins", "--output", "json"], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    payload = next(line for line in result.stdout.splitlines() if line.startswith(("[{", "[]")))
+    listed = {plugin["name"]: plugin for plugin in json.loads(payload)}
+
+    assert "gemini_batch" in listed
+    assert "already registered" not in result.stdout + result.stderr

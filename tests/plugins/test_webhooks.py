@@ -1,0 +1,347 @@
+"""POST /gemini-batch/webhooks/{conn_id}: a verified completion becomes one asset event; anything else, none."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from airflow_provider_gemini_batch.assets import CompletedBatch, handled_key
+from airflow_provider_gemini_batch.settings import WEBHOOK_MAX_BODY_BYTES
+
+from .conftest import CONN_ID, DAG_ID, Deliver, completion_event, new_secret, signed_headers
+
+URL = f"/gemini-batch/webhooks/{CONN_ID}"
+
+
+def recorded_extras(asset_id: int) -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return [
+            dict(extra) for extra in session.scalars(select(AssetEvent.extra).where(AssetEvent.asset_id == asset_id))
+        ]
+
+
+def queued_dags(asset_id: int) -> list[str]:
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(
+            session.scalars(select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset_id))
+        )
+
+
+def test_a_signed_completion_records_one_event_and_queues_the_scheduled_dag(deliver: Deliver, asset_id: int) -> None:
+    response = deliver(completion_event("batches/abc123"), webhook_id="msg_1")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "recorded"
+    (extra,) = recorded_extras(asset_id)
+    assert (
+        extra
+        == CompletedBatch(
+            batch="batches/abc123",
+            state="BATCH_STATE_SUCCEEDED",
+            results_file="files/results-abc123",
+            user_metadata={"run": "nightly"},
+            source="webhook",
+            webhook_id="msg_1",
+        ).as_extra()
+    )
+    assert queued_dags(asset_id) == [DAG_ID]
+
+
+def test_a_failed_job_carries_its_error_and_no_results_file(deliver: Deliver, asset_id: int) -> None:
+    body = completion_event(
+        "batches/broken", "batch.failed", output_file_uri=None, error_code=3, error_message="bad input file"
+    )
+
+    assert deliver(body).status_code == 200
+
+    (extra,) = recorded_extras(asset_id)
+    completed = CompletedBatch.from_extra(extra)
+    assert completed is not None
+    assert completed.state == "BATCH_STATE_FAILED"
+    assert completed.error == "bad input file"
+    assert completed.results_file is None
+
+
+def test_a_results_file_given_as_file_name_is_read_too(deliver: Deliver, asset_id: int) -> None:
+    body = completion_event("batches/named", output_file_uri=None, file_name="files/by-name")
+
+    assert deliver(body).status_code == 200
+
+    (extra,) = recorded_extras(asset_id)
+    assert extra["results_file"] == "files/by-name"
+
+
+def test_a_redelivery_with_the_same_webhook_id_records_nothing_more(deliver: Deliver, asset_id: int) -> None:
+    first = deliver(webhook_id="msg_same")
+    again = deliver(webhook_id="msg_same")
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json()["status"] == "duplicate"
+    assert len(recorded_extras(asset_id)) == 1
+
+
+def test_a_second_announcement_of_the_same_job_records_nothing_more(deliver: Deliver, asset_id: int) -> None:
+    """A project webhook and the job's own webhookConfig both announce it, under different ids."""
+    deliver(completion_event("batches/twice"), webhook_id="msg_project")
+    second = deliver(completion_event("batches/twice"), webhook_id="msg_per_job")
+
+    assert second.status_code == 200
+    assert second.json()["status"] == "duplicate"
+    assert [extra["webhook_id"] for extra in recorded_extras(asset_id)] == ["msg_project"]
+
+
+def test_different_jobs_each_record_an_event(deliver: Deliver, asset_id: int) -> None:
+    deliver(completion_event("batches/one"))
+    deliver(completion_event("batches/two"))
+
+    assert sorted(extra["batch"] for extra in recorded_extras(asset_id)) == ["batches/one", "batches/two"]
+
+
+def test_a_job_the_safety_net_already_announced_is_not_announced_again(deliver: Deliver, asset_id: int) -> None:
+    """The safety net marks a job it announced under ``handled_key`` in the asset's state store (3.3+)."""
+    try:
+        from airflow.models.asset_state_store import AssetStateStoreModel
+    except ImportError:
+        pytest.skip("Airflow < 3.3 has no asset state store; there the receiver reads the asset's events")
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.add(AssetStateStoreModel(asset_id=asset_id, key=handled_key("batches/polled"), value='"poll"'))
+
+    response = deliver(completion_event("batches/polled"))
+
+    assert response.json()["status"] == "duplicate"
+    assert recorded_extras(asset_id) == []
+
+
+def test_a_job_announced_by_a_trigger_event_is_not_announced_again(deliver: Deliver, asset_id: int) -> None:
+    """An event the safety net emitted (wrapped by Airflow as ``from_trigger``) counts as an announcement."""
+    from airflow.assets.manager import AssetManager
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    payload = CompletedBatch(batch="batches/polled", state="BATCH_STATE_SUCCEEDED", source="poll").as_extra()
+    with create_session() as session:
+        model = session.scalar(select(AssetModel).where(AssetModel.id == asset_id))
+        AssetManager.register_asset_change(
+            asset=model, extra={"from_trigger": True, "payload": payload}, session=session
+        )
+        try:
+            from airflow.models.asset_state_store import AssetStateStoreModel
+        except ImportError:
+            pass
+        else:  # On 3.3 the safety net also marks the job handled; the event alone is what 3.0 has.
+            session.add(AssetStateStoreModel(asset_id=asset_id, key=handled_key("batches/polled"), value='"poll"'))
+
+    response = deliver(completion_event("batches/polled"))
+
+    assert response.json()["status"] == "duplicate"
+    assert len(recorded_extras(asset_id)) == 1
+
+
+@pytest.mark.parametrize("event_type", ["batch.succeeded", "batch.failed", "batch.cancelled", "batch.expired"])
+def test_every_final_state_is_recorded(deliver: Deliver, asset_id: int, event_type: str) -> None:
+    assert deliver(completion_event(f"batches/{event_type}", event_type)).status_code == 200
+
+    (extra,) = recorded_extras(asset_id)
+    assert extra["state"] == "BATCH_STATE_" + event_type.removeprefix("batch.").upper()
+
+
+def test_a_ping_is_acknowledged_and_records_nothing(deliver: Deliver, asset_id: int) -> None:
+    response = deliver(b'{"type": "webhook.ping", "version": "v1", "data": {}}')
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored"
+    assert "not a batch completion" in response.json()["detail"]
+    assert recorded_extras(asset_id) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", b'{"type": "batch.succeeded"}', b'{"type": "batch.succeeded", "data": {"id": 7}}'],
+    ids=["not-json", "not-an-object", "no-data", "id-not-a-string"],
+)
+def test_a_verified_but_malformed_event_is_a_400_and_records_nothing(
+    deliver: Deliver, asset_id: int, body: bytes
+) -> None:
+    response = deliver(body)
+
+    assert response.status_code == 400
+    assert recorded_extras(asset_id) == []
+
+
+def test_no_dag_scheduled_on_the_asset_is_acknowledged_and_records_nothing(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, asset_id: int
+) -> None:
+    """A non-2xx would have the service retry for a day and then disable the webhook."""
+    secret = new_secret()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GEMINI_UNSCHEDULED", f'{{"conn_type": "gemini", "extra": {{"webhook_secret": "{secret}"}}}}'
+    )
+    body = completion_event()
+
+    response = client.post(
+        "/gemini-batch/webhooks/gemini_unscheduled", content=body, headers=signed_headers(body, secret)
+    )
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "no_asset"
+    assert recorded_extras(asset_id) == []
+
+
+class TestRefused:
+    """Each refusal is a 401 (or 413) before anything is parsed or recorded."""
+
+    def test_a_tampered_body(self, client: TestClient, signing_secret: str, asset_id: int) -> None:
+        headers = signed_headers(completion_event("batches/real"), signing_secret)
+
+        response = client.post(URL, content=completion_event("batches/forged"), headers=headers)
+
+        assert response.status_code == 401
+        assert recorded_extras(asset_id) == []
+
+    def test_a_wrong_secret(self, deliver: Deliver, asset_id: int) -> None:
+        response = deliver(secret=new_secret())
+
+        assert response.status_code == 401
+        assert recorded_extras(asset_id) == []
+
+    @pytest.mark.parametrize("header", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+    def test_a_missing_header(self, client: TestClient, signing_secret: str, asset_id: int, header: str) -> None:
+        body = completion_event()
+        headers = signed_headers(body, signing_secret)
+        del headers[header]
+
+        response = client.post(URL, content=body, headers=headers)
+
+        assert response.status_code == 401
+        assert recorded_extras(asset_id) == []
+
+    @pytest.mark.parametrize("offset", [timedelta(minutes=-6), timedelta(minutes=6)], ids=["old", "future"])
+    def test_a_timestamp_outside_the_tolerance(self, deliver: Deliver, asset_id: int, offset: timedelta) -> None:
+        response = deliver(timestamp=datetime.now(timezone.utc) + offset)
+
+        assert response.status_code == 401
+        assert recorded_extras(asset_id) == []
+
+    @pytest.mark.parametrize(
+        "signature",
+        ["v1", "v1,%%%notbase64", "v2,abc", "", "v1,," + "A" * 5],
+        ids=["no-comma", "bad-base64", "v2", "empty", "junk"],
+    )
+    def test_a_malformed_signature(
+        self, client: TestClient, signing_secret: str, asset_id: int, signature: str
+    ) -> None:
+        body = completion_event()
+        headers = {**signed_headers(body, signing_secret), "webhook-signature": signature}
+
+        response = client.post(URL, content=body, headers=headers)
+
+        assert response.status_code == 401
+        assert recorded_extras(asset_id) == []
+
+    def test_a_body_that_is_not_utf8(self, client: TestClient, signing_secret: str, asset_id: int) -> None:
+        headers = signed_headers(b"{}", signing_secret)
+
+        response = client.post(URL, content=b"\xff\xfe{}", headers=headers)
+
+        assert response.status_code == 401
+
+    def test_an_unknown_connection_answers_like_a_bad_signature(self, deliver: Deliver, asset_id: int) -> None:
+        unknown = deliver(conn_id="no_such_connection")
+        wrong = deliver(secret=new_secret())
+
+        assert unknown.status_code == wrong.status_code == 401
+        assert unknown.json() == wrong.json()
+        assert recorded_extras(asset_id) == []
+
+    def test_a_connection_without_a_secret(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, signing_secret: str, asset_id: int
+    ) -> None:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", '{"conn_type": "gemini", "password": "AIza-key"}')
+        body = completion_event()
+
+        response = client.post(URL, content=body, headers=signed_headers(body, signing_secret))
+
+        assert response.status_code == 401
+        assert recorded_extras(asset_id) == []
+
+    def test_an_oversize_body_declared_up_front(self, deliver: Deliver, asset_id: int) -> None:
+        body = completion_event(padding="x" * WEBHOOK_MAX_BODY_BYTES)
+
+        response = deliver(body)
+
+        assert response.status_code == 413
+        assert recorded_extras(asset_id) == []
+
+    def test_an_oversize_body_streamed_without_a_length(
+        self, client: TestClient, signing_secret: str, asset_id: int
+    ) -> None:
+        chunks = [b"x" * 1024] * (WEBHOOK_MAX_BODY_BYTES // 1024 + 2)
+        headers = signed_headers(b"irrelevant", signing_secret)
+
+        response = client.post(URL, content=iter(chunks), headers=headers)
+
+        assert response.status_code == 413
+        assert recorded_extras(asset_id) == []
+
+
+def test_during_a_rotation_both_secrets_are_accepted(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, asset_id: int
+) -> None:
+    old, new = new_secret(), new_secret()
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}", f'{{"conn_type": "gemini", "extra": {{"webhook_secret": "{old} {new}"}}}}'
+    )
+
+    for secret, batch in [(old, "batches/old"), (new, "batches/new")]:
+        body = completion_event(batch)
+        assert client.post(URL, content=body, headers=signed_headers(body, secret)).status_code == 200
+
+    assert len(recorded_extras(asset_id)) == 2
+
+
+def test_neither_the_secret_nor_the_api_key_nor_an_unverified_body_reaches_a_response_or_a_log(
+    client: TestClient, signing_secret: str, asset_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    forged = completion_event("batches/forged-marker")
+    responses = [
+        client.post(URL, content=forged, headers=signed_headers(forged, new_secret())),
+        client.post(URL, content=forged, headers=signed_headers(completion_event(), signing_secret)),
+        client.post(URL, content=completion_event(), headers=signed_headers(completion_event(), signing_secret)),
+        client.post(
+            "/gemini-batch/webhooks/no_such_connection", content=forged, headers=signed_headers(forged, signing_secret)
+        ),
+    ]
+    body = completion_event("batches/logged")
+    responses.append(client.post(URL, content=body, headers=signed_headers(body, signing_secret)))
+
+    assert responses[-1].status_code == 200
+    seen = caplog.text + "".join(response.text for response in responses)
+    assert "webhook" in caplog.text  # The refusals were logged, with their reasons.
+    for secret_part in (signing_secret, signing_secret.removeprefix("whsec_"), "AIza-test-api-key", "forged-marker"):
+        assert secret_part not in seen
+
+
+class TestNothingElseIsServed:
+    @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+    def test_other_methods_on_the_webhook_path(self, client: TestClient, method: str) -> None:
+        assert client.request(method, URL).status_code == 405
+
+    @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/webhooks", "/", "/webhooks/a/b"])
+    def test_other_paths(self, client: TestClient, path: str) -> None:
+        assert client.get(f"/gemini-batch{path}").status_code == 404
