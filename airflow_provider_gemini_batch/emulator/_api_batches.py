@@ -19,6 +19,7 @@ from airflow_provider_gemini_batch.emulator._requests import api_version, page_p
 from airflow_provider_gemini_batch.emulator._responses import BrokenReply, json_response
 from airflow_provider_gemini_batch.emulator._results import count_file_requests, count_inline_failures, settle
 from airflow_provider_gemini_batch.emulator._state import EmulatorState, emulator_state
+from airflow_provider_gemini_batch.emulator._webhooks import check_uri
 from airflow_provider_gemini_batch.emulator._wire import omit_empty, paginate, read_field
 
 __all__ = ["batch_routes"]
@@ -58,6 +59,7 @@ async def _create(request: Request, *, embedding: bool) -> Response:
         # was cancelled) meanwhile: a timed-out create may have made a paid job (docs/protocol.md "Batches").
         held = _held_job(state, hold.seconds, batch, model=model, embedding=embedding)
         job = await asyncio.shield(state.detach(held))
+    state.courier.wake()
     if state.faults.take("drop_after_create", request.method, request.url.path):
         return BrokenReply()
     # The live service answers a create with the job still PENDING, however fast it will run.
@@ -93,6 +95,7 @@ async def _new_job(state: EmulatorState, batch: dict[str, Any], *, model: str, e
         display_name=read_field(batch, "displayName"),
         priority=_priority(batch),
     )
+    job.webhook_uris, job.webhook_metadata = _webhook_config(read_field(batch, "webhookConfig"))
     if items is not None:
         job.inline_requests = _inline_items(items)
         job.request_count = len(job.inline_requests)
@@ -118,6 +121,22 @@ def _inline_items(items: object) -> list[dict[str, Any]]:
                 f"batch.input_config.requests.requests[{index}] must be an object with a 'request' object."
             )
     return items
+
+
+def _webhook_config(config: object) -> tuple[list[str] | None, dict[str, Any] | None]:
+    """Read ``batch.webhookConfig``: its ``uris`` (absolute http(s) URLs) and ``user_metadata``."""
+    if config is None:
+        return None, None
+    if not isinstance(config, dict):
+        raise invalid_argument('batch.webhook_config must be an object: {"uris": [...], "user_metadata": {...}}.')
+    uris = read_field(config, "uris")
+    if uris is not None and not isinstance(uris, list):
+        raise invalid_argument("batch.webhook_config.uris must be a list of URLs.")
+    checked = [check_uri(uri, "batch.webhook_config.uris[]") for uri in uris or []]
+    metadata = read_field(config, "userMetadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise invalid_argument("batch.webhook_config.user_metadata must be an object.")
+    return checked or None, metadata or None
 
 
 def _priority(batch: dict[str, Any]) -> int:
@@ -161,9 +180,11 @@ async def _observe(state: EmulatorState, job: Job, *, include_inline_results: bo
 async def cancel_batch(request: Request) -> Response:
     """``POST /{version}/batches/{id}:cancel`` → ``{}``; a finished job stays as it is."""
     api_version(request)
-    job = emulator_state(request).jobs.get(request.path_params["batch_id"])
+    state = emulator_state(request)
+    job = state.jobs.get(request.path_params["batch_id"])
     if not job.view(time.time_ns()).terminal:
         job.force("CANCELLED")
+        state.courier.wake()
     return json_response({})
 
 

@@ -34,7 +34,7 @@ R = TypeVar("R")
 
 
 async def reset(request: Request) -> Response:
-    """Forget jobs, files, faults and the request log; restore the start-up configuration."""
+    """Forget jobs, files, webhooks, deliveries, faults and the request log; restore the start-up configuration."""
     emulator_state(request).reset()
     return json_response({})
 
@@ -56,9 +56,11 @@ async def set_state(request: Request) -> Response:
     message = body.get("message")
     if message is not None and not isinstance(message, str):
         raise invalid_argument("message must be a string.")
-    job = emulator_state(request).jobs.get(request.path_params["batch_id"])
+    emulator = emulator_state(request)
+    job = emulator.jobs.get(request.path_params["batch_id"])
     state = _or_400(functools.partial(normalize_state, allow_unknown=True), body.get("state"))
     job.force(state, message)
+    emulator.courier.wake()
     return json_response({"name": job.name, "state": "BATCH_STATE_" + state})
 
 
@@ -82,6 +84,16 @@ async def batches(request: Request) -> Response:
 async def requests(request: Request) -> Response:
     """The API request log: method, path, status (0 for a dropped connection) and time."""
     return json_response(emulator_state(request).request_log)
+
+
+async def request_counts(request: Request) -> Response:
+    """How many API requests each ``METHOD path`` received since the last reset."""
+    return json_response(emulator_state(request).request_counts())
+
+
+async def webhook_deliveries(request: Request) -> Response:
+    """Every webhook delivery since the last reset: event, URL, attempts and outcome."""
+    return json_response({"deliveries": emulator_state(request).courier.as_json()})
 
 
 async def file_sha256(request: Request) -> Response:
@@ -134,6 +146,8 @@ def control_routes() -> list[Route]:
         Route("/_emulator/batches/{batch_id}:set_state", set_state, methods=["POST"]),
         Route("/_emulator/batches", batches, methods=["GET"]),
         Route("/_emulator/requests", requests, methods=["GET"]),
+        Route("/_emulator/request_counts", request_counts, methods=["GET"]),
+        Route("/_emulator/webhook_deliveries", webhook_deliveries, methods=["GET"]),
         Route("/_emulator/files/{file_id}:sha256", file_sha256, methods=["GET"]),
         Route("/_emulator/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_emulator/discard", discard, methods=["POST"]),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from airflow_provider_gemini_batch.emulator._api_batches import batch_routes
 from airflow_provider_gemini_batch.emulator._api_control import control_routes
 from airflow_provider_gemini_batch.emulator._api_files import file_routes
+from airflow_provider_gemini_batch.emulator._api_webhooks import webhook_routes
 from airflow_provider_gemini_batch.emulator._config import (
     DEFAULT_CHUNK_GRANULARITY,
     DEFAULT_EMBEDDING_MODELS,
@@ -37,8 +39,12 @@ def create_app(
     chunk_granularity: int = DEFAULT_CHUNK_GRANULARITY,
     generation_models: Sequence[str] = DEFAULT_GENERATION_MODELS,
     embedding_models: Sequence[str] = DEFAULT_EMBEDDING_MODELS,
+    job_webhook_secret: str | None = None,
 ) -> Starlette:
-    """Build the emulator application; serve it with any ASGI server.
+    """Build the emulator application; serve it with any ASGI server, its lifespan on.
+
+    The lifespan starts the webhook courier, which notices jobs ending and delivers their events;
+    without it the API works but delivers no webhooks.
 
     :param data_dir: an existing directory where file bytes are kept (its ``files``, ``uploads``
         and ``jobs`` subdirectories belong to the emulator and are emptied on reset).
@@ -49,10 +55,14 @@ def create_app(
     :param generation_models: the models generation batches may name (``gemini-2.5-flash``,
         ``models/...``, ``tunedModels/...``); any other is 404 NOT_FOUND, as on the service.
     :param embedding_models: the models embeddings batches may name.
-    :raises ValueError: on an invalid timing, granularity or model name.
+    :param job_webhook_secret: the ``whsec_`` secret signing deliveries to jobs' own
+        ``webhookConfig.uris``; ``None`` generates one.
+    :raises ValueError: on an invalid timing, granularity, model name or secret.
     """
+    secret = {"job_webhook_secret": job_webhook_secret} if job_webhook_secret is not None else {}
     config = EmulatorConfig().merged(
         {
+            **secret,
             "pending_seconds": pending_seconds,
             "running_seconds": running_seconds,
             "chunk_granularity": chunk_granularity,
@@ -61,10 +71,20 @@ def create_app(
         }
     )
     state = EmulatorState(data_dir=Path(data_dir), api_key=api_key, config=config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.courier.start()
+        try:
+            yield
+        finally:
+            await state.courier.stop()
+
     app = Starlette(
-        routes=control_routes() + file_routes() + batch_routes(),
+        routes=control_routes() + file_routes() + batch_routes() + webhook_routes(),
         middleware=[Middleware(ApiFrontDoor, state=state)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
     )
     app.state.emulator = state
     return app

@@ -1,4 +1,5 @@
-"""The emulator's tunable behaviour: job timing, job outcome, upload chunk granularity, known models.
+"""The emulator's tunable behaviour: job timing, job outcome, upload chunk granularity, known models,
+webhook deliveries.
 
 Each batch job captures a copy of the configuration when it is created, so changing the
 configuration later only affects new jobs.
@@ -7,8 +8,11 @@ configuration later only affects new jobs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
+
+from airflow_provider_gemini_batch.emulator._webhooks import new_signing_secret, secret_key
 
 __all__ = [
     "DEFAULT_CHUNK_GRANULARITY",
@@ -16,6 +20,7 @@ __all__ = [
     "DEFAULT_GENERATION_MODELS",
     "NON_TERMINAL_STATES",
     "TERMINAL_STATES",
+    "WEBHOOK_RESULTS_FIELDS",
     "EmulatorConfig",
     "normalize_state",
 ]
@@ -50,6 +55,14 @@ DEFAULT_GENERATION_MODELS = tuple(
 DEFAULT_EMBEDDING_MODELS = ("models/gemini-embedding-001", "models/gemini-embedding-2")
 _MODEL_NAME = re.compile(r"(?:models|tunedModels)/[A-Za-z0-9][A-Za-z0-9._-]*")
 _MODEL_SETTINGS = ("generation_models", "embedding_models")
+_WEBHOOK_SECONDS = (
+    "webhook_first_retry_seconds",
+    "webhook_max_retry_seconds",
+    "webhook_retry_seconds",
+    "webhook_attempt_timeout_seconds",
+)
+#: Where a delivery names a succeeded file job's results file (docs/protocol.md "Webhooks" lists both).
+WEBHOOK_RESULTS_FIELDS = ("output_file_uri", "file_name")
 
 
 def normalize_state(value: object, *, allow_unknown: bool = False) -> str:
@@ -86,6 +99,19 @@ class EmulatorConfig:
         as on the service. Names are ``models/{id}`` or ``tunedModels/{id}``; :meth:`merged` adds
         ``models/`` to a bare id.
     :param embedding_models: the same for embeddings batches. A model is in one list or the other.
+    :param job_webhook_secret: the ``whsec_`` secret that signs deliveries to a job's own
+        ``webhookConfig.uris``. How the live service signs those is not confirmed (docs/protocol.md
+        "Webhooks"); signing them like project webhooks, with this secret, is the emulator's choice.
+        A fresh one is generated when the emulator starts (a reset keeps it).
+    :param webhook_first_retry_seconds: the pause after a failed delivery attempt; it doubles after
+        each further failure, up to ``webhook_max_retry_seconds``.
+    :param webhook_max_retry_seconds: the longest pause between two attempts.
+    :param webhook_retry_seconds: how long after its first attempt a delivery is given up (the live
+        service retries for about 24 hours; a short default keeps tests short).
+    :param webhook_attempt_timeout_seconds: how long one attempt may take before it counts as failed.
+    :param webhook_results_field: the ``data`` field naming a succeeded file job's results file,
+        ``output_file_uri`` (default) or ``file_name``: the payload is not confirmed, so a receiver
+        can be tested with both.
     """
 
     pending_seconds: float = 0.0
@@ -96,6 +122,12 @@ class EmulatorConfig:
     discard_uploads: bool = False
     generation_models: tuple[str, ...] = DEFAULT_GENERATION_MODELS
     embedding_models: tuple[str, ...] = DEFAULT_EMBEDDING_MODELS
+    job_webhook_secret: str = dataclasses.field(default_factory=new_signing_secret)
+    webhook_first_retry_seconds: float = 0.5
+    webhook_max_retry_seconds: float = 5.0
+    webhook_retry_seconds: float = 30.0
+    webhook_attempt_timeout_seconds: float = 5.0
+    webhook_results_field: str = "output_file_uri"
 
     def merged(self, updates: dict[str, Any]) -> EmulatorConfig:
         """Return a copy with ``updates`` applied and validated.
@@ -138,10 +170,26 @@ class EmulatorConfig:
                 raise ValueError(
                     f"{setting} must be a tuple of 'models/...' or 'tunedModels/...' names, got {names!r}."
                 )
+        self._validate_webhooks()
         shared = sorted(set(self.generation_models) & set(self.embedding_models))
         if shared:
             raise ValueError(
                 f"generation_models and embedding_models share {shared}: a model is one kind or the other."
+            )
+
+    def _validate_webhooks(self) -> None:
+        for name in _WEBHOOK_SECONDS:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}.")
+        try:
+            secret_key(self.job_webhook_secret)
+        except ValueError as error:
+            raise ValueError(f"job_webhook_secret: {error}") from error
+        if self.webhook_results_field not in WEBHOOK_RESULTS_FIELDS:
+            raise ValueError(
+                f"webhook_results_field must be one of {list(WEBHOOK_RESULTS_FIELDS)}, "
+                f"got {self.webhook_results_field!r}."
             )
 
     def as_dict(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import httpx
 __all__ = ["EmulatorControl", "EmulatorHandle"]
 
 _TIMEOUT_SECONDS = 30.0
+_POLL_SECONDS = 0.02
 
 
 class EmulatorControl:
@@ -42,7 +44,10 @@ class EmulatorControl:
         self.close()
 
     def reset(self) -> None:
-        """Forget jobs, files, faults and the request log; restore the start-up configuration."""
+        """Forget jobs, files, webhooks, deliveries, faults and the request log; restore the start-up configuration.
+
+        Webhook deliveries in flight are cancelled.
+        """
         self._call("POST", "/_emulator/reset")
 
     def config(self) -> dict[str, Any]:
@@ -58,6 +63,13 @@ class EmulatorControl:
         uploaded bytes), ``generation_models`` and ``embedding_models`` (the models creates may name,
         e.g. ``["gemini-2.5-flash", "tunedModels/mine"]``; each list replaces the current one). They
         apply to jobs and uploads started afterwards.
+
+        Webhook deliveries: ``job_webhook_secret`` (the ``whsec_`` secret signing deliveries to a
+        job's own ``webhookConfig.uris``), ``webhook_first_retry_seconds`` (pause after a failed
+        attempt, doubling), ``webhook_max_retry_seconds`` (its cap), ``webhook_retry_seconds`` (give
+        up that long after the first attempt), ``webhook_attempt_timeout_seconds`` and
+        ``webhook_results_field`` (``output_file_uri`` or ``file_name``: the ``data`` field naming a
+        succeeded file job's results file; it applies to jobs created afterwards).
         """
         result: dict[str, Any] = self._call("POST", "/_emulator/config", settings)
         return result
@@ -90,6 +102,56 @@ class EmulatorControl:
         log: list[dict[str, Any]] = self._call("GET", "/_emulator/requests")
         return log
 
+    def request_counts(self) -> dict[str, int]:
+        """How many API requests each ``"METHOD path"`` received since the last reset.
+
+        E.g. ``counts.get("GET /v1beta/batches/abc", 0)`` is how often that job was polled.
+        """
+        counts: dict[str, int] = self._call("GET", "/_emulator/request_counts")
+        return counts
+
+    def job_webhook_secret(self) -> str:
+        """The ``whsec_`` secret signing deliveries to jobs' own ``webhookConfig.uris``.
+
+        Set another with ``configure(job_webhook_secret="whsec_...")``; a reset restores the start-up one.
+        """
+        secret: str = self.config()["job_webhook_secret"]
+        return secret
+
+    def deliveries(self, batch_name: str | None = None) -> list[dict[str, Any]]:
+        """Webhook deliveries since the last reset (of one job's events if ``batch_name`` is given).
+
+        Items: ``webhook_id`` (the ``webhook-id`` header, the same on every attempt and copy),
+        ``type`` (``batch.succeeded``, ..., ``ping``), ``batch`` (``batches/...`` or ``None`` for a
+        ping), ``url``, ``webhook`` (the registered webhook's id, ``None`` for a job's own URI),
+        ``payload`` (the JSON body sent), ``attempts`` (each ``time``, ``status`` or ``None``,
+        ``error`` or ``None``), ``outcome`` (``pending``, ``delivered``, ``gave_up``, ``dropped``,
+        ``cancelled``) and ``copies`` (2 under a ``webhook_duplicate`` fault).
+        """
+        deliveries: list[dict[str, Any]] = self._call("GET", "/_emulator/webhook_deliveries")["deliveries"]
+        if batch_name is not None:
+            batch = "batches/" + batch_name.removeprefix("batches/")
+            deliveries = [delivery for delivery in deliveries if delivery["batch"] == batch]
+        return deliveries
+
+    def wait_for_deliveries(
+        self, count: int = 1, *, batch_name: str | None = None, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` deliveries (of ``batch_name``'s events) have ended; return them all.
+
+        Ended means any outcome but ``pending``.
+
+        :raises TimeoutError: if they have not after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            deliveries = self.deliveries(batch_name)
+            if sum(delivery["outcome"] != "pending" for delivery in deliveries) >= count:
+                return deliveries
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} webhook deliveries did not end within {timeout} s: {deliveries}")
+            time.sleep(_POLL_SECONDS)
+
     def file_sha256(self, file_name: str) -> str:
         """The SHA-256 (hex) of a stored file's bytes (``files/{id}`` or ``{id}``)."""
         file_id = file_name.removeprefix("files/")
@@ -112,9 +174,17 @@ class EmulatorControl:
         - ``end_download_early``: ``after_lines`` complete lines, chunked, then a clean end.
         - ``upload_url``: ``url``, the ``X-Goog-Upload-URL`` an upload start answers with.
 
+        Webhook deliveries (``path_contains`` matches the delivery URL; ``count`` counts deliveries):
+
+        - ``webhook_drop``: send nothing (a receiver outage); with ``seconds``, every delivery
+          starting within that long.
+        - ``webhook_delay``: ``seconds`` before the first attempt.
+        - ``webhook_duplicate``: deliver the event twice, with the same ``webhook-id``.
+        - ``webhook_wrong_signature``: sign with a wrong key.
+
         Examples: ``inject_fault("status", status=429, count=2, retry_delay="1s")``,
         ``inject_fault("status", status=503, method="GET", path_contains="batches/", seconds=30)``,
-        ``inject_fault("hold_create", seconds=8)``.
+        ``inject_fault("hold_create", seconds=8)``, ``inject_fault("webhook_drop", seconds=60)``.
 
         :raises httpx.HTTPStatusError: 400, with a message saying what to fix, on a bad rule.
         """
@@ -147,3 +217,8 @@ class EmulatorHandle:
     base_url: str
     api_key: str | None
     control: EmulatorControl
+
+    @property
+    def job_webhook_secret(self) -> str:
+        """The secret signing deliveries to jobs' own webhook URIs (asked of the emulator each time)."""
+        return self.control.job_webhook_secret()

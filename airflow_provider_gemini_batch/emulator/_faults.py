@@ -23,6 +23,16 @@ requests it hits. Kinds and their own parameters:
   after ``after_lines`` complete lines (counted from the first byte sent, Range or not).
 - ``upload_url``: a resumable upload start answers ``X-Goog-Upload-URL: <url>`` exactly as given.
 
+Webhook deliveries (``_delivery``) have their own kinds. For them ``path_contains`` is matched
+against the delivery's URL, and ``count`` counts deliveries (one event to one URL):
+
+- ``webhook_drop``: nothing is sent, as if the receiver were down for longer than the service
+  retries. With ``seconds`` > 0 it is an outage: every delivery starting within that many seconds
+  is dropped (``count`` does not apply then).
+- ``webhook_delay``: the first attempt waits ``seconds`` (> 0).
+- ``webhook_duplicate``: the event is delivered twice, with the same ``webhook-id``.
+- ``webhook_wrong_signature``: every attempt is signed with a wrong key.
+
 ``truncate_reply`` and ``trickle`` shape the replies of requests that reach their route (not those
 refused by a key check or a ``status`` fault).
 """
@@ -50,10 +60,20 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "trickle": ("seconds",),
     "end_download_early": ("after_lines",),
     "upload_url": ("url",),
+    "webhook_drop": ("seconds",),
+    "webhook_delay": ("seconds",),
+    "webhook_duplicate": (),
+    "webhook_wrong_signature": (),
 }
 FAULT_KINDS = frozenset(_KIND_FIELDS)
 #: Kinds that mean nothing without a positive ``seconds``.
-_NEEDS_SECONDS = {"hold_create": "how long to hold the create", "trickle": "the pause between two bytes"}
+_NEEDS_SECONDS = {
+    "hold_create": "how long to hold the create",
+    "trickle": "the pause between two bytes",
+    "webhook_delay": "how long the first attempt waits",
+}
+#: Kinds that, given ``seconds``, last that long instead of ``count`` firings.
+_TIMED_KINDS = ("status", "webhook_drop")
 _TEXT_FIELDS = ("method", "path_contains", "message", "retry_delay", "retry_after", "url")
 
 #: What the live service says with each status (it varies; these are the common wordings).
@@ -132,8 +152,8 @@ class FaultRule:
             raise ValueError(f"A status fault needs an HTTP error status (400-599), got {self.status}.")
         if self.timed and explicit_count:
             raise ValueError(
-                "A status fault with seconds > 0 refuses every matching request for that long: "
-                "send either seconds (an outage) or count (that many refusals), not both."
+                f"A {self.kind} fault with seconds > 0 hits everything matching for that long: "
+                "send either seconds (an outage) or count (that many), not both."
             )
         if self.kind == "upload_url" and not self.url:
             raise ValueError("An upload_url fault needs url: the X-Goog-Upload-URL the upload start answers with.")
@@ -141,7 +161,7 @@ class FaultRule:
     @property
     def timed(self) -> bool:
         """Whether this rule lasts a number of seconds (an outage) instead of ``count`` firings."""
-        return self.kind == "status" and self.seconds > 0
+        return self.kind in _TIMED_KINDS and self.seconds > 0
 
     def expired(self, now: float) -> bool:
         """Tell whether a timed rule's time is over at ``now`` (``time.monotonic()``)."""

@@ -2,8 +2,9 @@
 
 A job captures the emulator's configuration when it is created: it stays PENDING for
 ``pending_seconds``, RUNNING for ``running_seconds``, then reaches ``outcome``. No background task
-moves it; every read computes the state from the clock. The control API (and ``:cancel``) can
-force a state; a forced PENDING or RUNNING holds until something forces another state.
+moves it; every read computes the state from the clock (the webhook courier, ``_delivery``, only
+watches for the moment it ends). The control API (and ``:cancel``) can force a state; a forced
+PENDING or RUNNING holds until something forces another state.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Job:
 
     ``inline_requests`` holds the items of an inline job; ``input_path`` the job's own link to the
     input file of a file job. Results appear once, when the job is first seen SUCCEEDED.
+    ``webhook_uris`` and ``webhook_metadata`` are the create body's ``webhookConfig``; ``announced``
+    turns true once the courier has seen the job end.
     """
 
     batch_id: str
@@ -56,6 +59,9 @@ class Job:
     forced: tuple[str, int, str | None] | None = None
     inline_results: list[dict[str, Any]] | None = None
     results_file_name: str | None = None
+    webhook_uris: list[str] | None = None
+    webhook_metadata: dict[str, Any] | None = None
+    announced: bool = False
     deleted: bool = False
     materializing: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
@@ -156,6 +162,7 @@ def render_operation(view: JobView, *, include_inline_results: bool = True) -> d
             "state": "BATCH_STATE_" + view.state,
             "name": job.name,
             "priority": int64(job.priority),
+            "webhookConfig": omit_empty({"uris": job.webhook_uris, "userMetadata": job.webhook_metadata}),
         }
     )
     # The output appears twice on the wire: in metadata and as the Operation's response.
@@ -178,10 +185,12 @@ class JobStore:
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        self._unannounced: dict[str, Job] = {}
 
     def reset(self) -> None:
         """Forget every job."""
         self._jobs.clear()
+        self._unannounced.clear()
 
     @staticmethod
     def new_batch_id() -> str:
@@ -191,6 +200,7 @@ class JobStore:
     def add(self, job: Job) -> None:
         """Record a newly created job."""
         self._jobs[job.batch_id] = job
+        self._unannounced[job.batch_id] = job
 
     def get(self, name: str) -> Job:
         """Return the live (not deleted) job ``batches/{id}``; 404 otherwise."""
@@ -198,6 +208,15 @@ class JobStore:
         if job is None or job.deleted:
             raise not_found(f"Batch {name.removeprefix('batches/')[:60]} not found.")
         return job
+
+    def unannounced(self) -> list[Job]:
+        """Jobs whose end the courier has not seen yet."""
+        return list(self._unannounced.values())
+
+    def mark_announced(self, job: Job) -> None:
+        """Record that the courier has seen ``job`` end (or be deleted first)."""
+        job.announced = True
+        self._unannounced.pop(job.batch_id, None)
 
     def newest_first(self, *, include_deleted: bool = False) -> list[Job]:
         """Jobs, newest first."""

@@ -49,10 +49,12 @@ def run_emulator(
     chunk_granularity: int = DEFAULT_CHUNK_GRANULARITY,
     generation_models: Sequence[str] = DEFAULT_GENERATION_MODELS,
     embedding_models: Sequence[str] = DEFAULT_EMBEDDING_MODELS,
+    job_webhook_secret: str | None = None,
 ) -> Iterator[str]:
     """Serve the emulator in a background thread; yield its base URL once it accepts connections.
 
-    On exit the server shuts down and its thread ends; a temporary data directory is removed.
+    On exit the server shuts down (webhook deliveries in flight are cancelled) and its thread ends;
+    a temporary data directory is removed.
 
     :param api_key: the key API requests must carry; ``None`` accepts any request.
     :param host: the interface to listen on; keep the default, loopback only.
@@ -63,6 +65,8 @@ def run_emulator(
     :param chunk_granularity: the upload chunk granularity announced to clients.
     :param generation_models: the models generation batches may name; any other is 404 NOT_FOUND.
     :param embedding_models: the models embeddings batches may name.
+    :param job_webhook_secret: the ``whsec_`` secret signing deliveries to jobs' own webhook URIs;
+        ``None`` generates one (read it with ``EmulatorControl.job_webhook_secret()``).
     :raises ValueError: on an invalid setting, before anything starts.
     :raises RuntimeError: if the server does not start within 10 seconds.
     """
@@ -77,10 +81,11 @@ def run_emulator(
             chunk_granularity=chunk_granularity,
             generation_models=generation_models,
             embedding_models=embedding_models,
+            job_webhook_secret=job_webhook_secret,
         )
         listener = stack.enter_context(_bound_socket(host, port))
         bound_port = listener.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none")
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", ws="none")
         server = uvicorn.Server(config)
         logging.getLogger("uvicorn.error").addFilter(_HANG_UP_FILTER)
         thread = threading.Thread(

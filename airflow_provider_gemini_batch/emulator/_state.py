@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from airflow_provider_gemini_batch.emulator._config import EmulatorConfig
+from airflow_provider_gemini_batch.emulator._delivery import Courier
 from airflow_provider_gemini_batch.emulator._faults import FaultBook
 from airflow_provider_gemini_batch.emulator._files import FileStore
 from airflow_provider_gemini_batch.emulator._jobs import JobStore
+from airflow_provider_gemini_batch.emulator._webhooks import WebhookStore
 from airflow_provider_gemini_batch.emulator._wire import timestamp
 
 __all__ = ["EmulatorState", "emulator_state"]
@@ -22,7 +24,7 @@ T = TypeVar("T")
 
 
 class EmulatorState:
-    """Files, jobs, fault rules, request log and configuration of one emulator.
+    """Files, jobs, webhooks and their deliveries, fault rules, request log and configuration of one emulator.
 
     Only the server's event loop thread touches it (see ``_results`` for the one exception).
 
@@ -38,23 +40,38 @@ class EmulatorState:
         self.files = FileStore(data_dir)
         self.jobs = JobStore()
         self.faults = FaultBook()
+        self.webhooks = WebhookStore()
+        self.courier = Courier(self)
         self.request_log: list[dict[str, Any]] = []
         #: Counts resets, so work started before one (a held create) can tell it should not land after it.
         self.generation = 0
         self._detached: set[asyncio.Task[Any]] = set()
 
     def reset(self) -> None:
-        """Forget jobs, files, faults and logged requests; restore the start-up configuration."""
+        """Forget jobs, files, webhooks, deliveries, faults and logged requests; restore the start-up configuration.
+
+        Deliveries in flight are cancelled.
+        """
         self.generation += 1
         self.config = self.startup_config
+        self.courier.reset()
         self.files.reset()
         self.jobs.reset()
+        self.webhooks.reset()
         self.faults.clear()
         self.request_log.clear()
 
     def log_request(self, method: str, path: str, status: int) -> None:
         """Record an API request: method, path and status only (never headers, query or body)."""
         self.request_log.append({"method": method, "path": path, "status": status, "time": timestamp(time.time_ns())})
+
+    def request_counts(self) -> dict[str, int]:
+        """How many API requests each ``METHOD path`` received (e.g. status polls of one job)."""
+        counts: dict[str, int] = {}
+        for entry in self.request_log:
+            key = f"{entry['method']} {entry['path']}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def detach(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``work`` in a task of its own, which finishes even if the request awaiting it is cancelled."""

@@ -24,8 +24,15 @@ def test_configure_merges_and_validates(control: EmulatorControl) -> None:
         "discard_uploads": False,
         "generation_models": merged["generation_models"],
         "embedding_models": ["models/gemini-embedding-001", "models/gemini-embedding-2"],
+        "job_webhook_secret": merged["job_webhook_secret"],
+        "webhook_first_retry_seconds": 0.5,
+        "webhook_max_retry_seconds": 5.0,
+        "webhook_retry_seconds": 30.0,
+        "webhook_attempt_timeout_seconds": 5.0,
+        "webhook_results_field": "output_file_uri",
     }
     assert "models/gemini-2.5-flash" in merged["generation_models"]
+    assert merged["job_webhook_secret"].startswith("whsec_")
     assert control.config() == merged
     for bad in (
         {"outcome": "RUNNING"},
@@ -33,6 +40,10 @@ def test_configure_merges_and_validates(control: EmulatorControl) -> None:
         {"chunk_granularity": 0},
         {"colour": "blue"},
         {"discard_uploads": 1},
+        {"job_webhook_secret": "not-a-secret"},
+        {"job_webhook_secret": "whsec_!!"},
+        {"webhook_retry_seconds": 0},
+        {"webhook_results_field": "uri"},
     ):
         with pytest.raises(httpx.HTTPStatusError):
             control.configure(**bad)
