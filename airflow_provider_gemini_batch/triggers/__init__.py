@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from airflow_provider_gemini_batch.triggers.completions import (
+    GeminiBatchCompletedTrigger,
+    watched_gemini_batch_completed,
+)
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
 
-__all__ = ["GeminiBatchTrigger"]
+__all__ = ["GeminiBatchCompletedTrigger", "GeminiBatchTrigger", "watched_gemini_batch_completed"]
