@@ -227,6 +227,9 @@ class _Memory:
         if self.store is not None:
             try:
                 stored = Watermark.from_json(await self.store.aget(WATERMARK_KEY, None))
+            except ValueError as exc:  # Several assets watched, none of them the completion asset.
+                self.log.warning("No asset state store to use (%s); keeping the watermark in memory", exc)
+                self.store = None
             except Exception as exc:  # The store's errors are Airflow's, and vary by release.
                 self.log.warning("Could not read the stored watermark (%s); trying again at the next interval", exc)
                 return None

@@ -71,7 +71,7 @@ class Watcher:
             await self.task
 
 
-def watcher(store: FakeStateStore | None = None, **kwargs: Any) -> Watcher:
+def watcher(store: Any = None, **kwargs: Any) -> Watcher:
     kwargs.setdefault("poll_interval", 0.05)
     trigger = GeminiBatchCompletedTrigger(**kwargs)
     trigger.asset_state_store = store  # type: ignore[assignment]  # As the 3.3 triggerer sets it.
@@ -306,3 +306,36 @@ def test_a_dag_scheduled_on_the_watched_asset_serializes_and_its_trigger_comes_b
     recreated = GeminiBatchCompletedTrigger(**watcher_.trigger["kwargs"])  # As the triggerer builds it.
     assert recreated.serialize() == trigger.serialize()
     assert recreated.poll_interval == 60.0
+
+
+async def test_the_user_metadata_of_the_jobs_webhook_config_travels_with_the_event(
+    gemini_connection: EmulatorHandle,
+) -> None:
+    config = {"uris": ["http://127.0.0.1:9/unreachable"], "user_metadata": {"run": "nightly"}}
+    job = GeminiBatchHook().create_batch(
+        "gemini-2.5-flash", requests=[REQUEST], extra_batch_fields={"webhookConfig": config}
+    )
+    running = watcher()
+    try:
+        await running.until(lambda: running.announced == [job.name])
+    finally:
+        await running.stop()
+    assert running.events[0]["user_metadata"] == {"run": "nightly"}
+
+
+async def test_a_store_shared_by_several_other_assets_leaves_the_watermark_in_memory(
+    gemini_connection: EmulatorHandle,
+) -> None:
+    from airflow.sdk import Asset
+
+    try:
+        from airflow.sdk.execution_time.context import AssetStateStoreAccessors
+    except ImportError:
+        pytest.skip("Airflow < 3.3 has no asset state store")
+    (name,) = submit()
+    store = AssetStateStoreAccessors(inlets=[Asset(name="one", uri="x://one"), Asset(name="two", uri="x://two")])
+    running = watcher(store)
+    try:
+        await running.until(lambda: running.announced == [name])
+    finally:
+        await running.stop()
