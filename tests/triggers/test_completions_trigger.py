@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from airflow.triggers.base import BaseEventTrigger
 
 from airflow_provider_gemini_batch.assets import WATERMARK_KEY, CompletedBatch, gemini_batch_completed, handled_key
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
@@ -99,6 +100,7 @@ def test_serializes_primitives_only_stably_and_without_the_key(gemini_connection
     )
     assert again.serialize() == (path, kwargs), "equal arguments, equal kwargs: Airflow dedupes watchers on them"
     assert GeminiBatchCompletedTrigger(**kwargs).serialize() == (path, kwargs)
+    assert BaseEventTrigger.hash(*again.serialize()) == BaseEventTrigger.hash(path, kwargs)
 
 
 def test_states_must_be_final() -> None:
