@@ -36,8 +36,8 @@ __all__ = ["completion_from_event", "router"]
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
-#: The longest ``webhook-id`` accepted: it becomes part of a state store key (512 characters at most).
-MAX_WEBHOOK_ID_LENGTH = 256
+#: The longest ``webhook-id`` and job name accepted: each becomes part of a state store key (512 characters at most).
+MAX_KEY_PART_LENGTH = 256
 #: What every refused signature is answered, whatever the reason (the reason is logged).
 REFUSED = "webhook signature verification failed"
 
@@ -109,9 +109,10 @@ def completion_from_event(event: Any, webhook_id: str) -> CompletedBatch | None:
     data = event.get("data")
     if not isinstance(data, Mapping) or not isinstance(data.get("id"), str) or not data["id"]:
         raise MalformedEvent("a batch event needs 'data.id', the job's name")
-    if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
-        raise MalformedEvent(f"webhook-id is longer than {MAX_WEBHOOK_ID_LENGTH} characters")
     batch = data["id"] if data["id"].startswith("batches/") else f"batches/{data['id']}"
+    for name, value in (("webhook-id", webhook_id), ("data.id", batch)):
+        if len(value) > MAX_KEY_PART_LENGTH:
+            raise MalformedEvent(f"{name} is longer than {MAX_KEY_PART_LENGTH} characters")
     metadata = data.get("user_metadata")
     return CompletedBatch(
         batch=batch,

@@ -183,6 +183,17 @@ def test_a_verified_but_malformed_event_is_a_400_and_records_nothing(
     assert recorded_extras(asset_id) == []
 
 
+@pytest.mark.parametrize("field", ["webhook_id", "batch"])
+def test_an_overlong_webhook_id_or_job_name_is_a_400(deliver: Deliver, asset_id: int, field: str) -> None:
+    long = "x" * 300
+    response = (
+        deliver(completion_event(f"batches/{long}"), webhook_id="msg") if field == "batch" else deliver(webhook_id=long)
+    )
+
+    assert response.status_code == 400
+    assert recorded_extras(asset_id) == []
+
+
 def test_no_dag_scheduled_on_the_asset_is_acknowledged_and_records_nothing(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, asset_id: int
 ) -> None:
