@@ -106,7 +106,15 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     :param max_failed_ratio: fail the task when a larger share than this failed (0.0 to 1.0).
         With neither set, the task fails only when every request failed.
     :param extra_batch_fields: other fields of the create body's ``batch`` object, passed as given,
-        e.g. ``{"priority": "10"}`` or ``{"webhookConfig": {"uris": [...]}}``.
+        e.g. ``{"priority": "10"}``.
+    :param webhook_uris: absolute http(s) URLs the service POSTs this job's completion event to,
+        instead of the project's registered webhooks (the job's ``webhookConfig.uris``), e.g. the
+        provider's receiver, ``https://<airflow>/gemini-batch/webhooks/<conn id>``. A single string is
+        one URL (templated).
+    :param webhook_metadata: a JSON-serialisable dict the completion event carries back
+        (``webhookConfig.user_metadata``), e.g. ``{"dag_run": "{{ run_id }}"}`` (templated). Both are
+        checked before anything is uploaded; neither may be combined with a ``webhookConfig`` in
+        ``extra_batch_fields``.
     :param durable: submit once per task instance (see above). The job's display name carries a key
         derived from dag_id, task_id, run_id and map_index; the job's name is kept in the task state
         store (Airflow 3.3+) or found by that key (3.0-3.2).
@@ -121,9 +129,15 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         "input_path",
         "display_name",
         "extra_batch_fields",
+        "webhook_uris",
+        "webhook_metadata",
         "gemini_conn_id",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {"requests": "json", "extra_batch_fields": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "requests": "json",
+        "extra_batch_fields": "json",
+        "webhook_metadata": "json",
+    }
     #: The kind of job: ``GeminiSubmitEmbeddingsBatchOperator`` sets it; there is no argument to contradict it.
     embeddings: ClassVar[bool] = False
 
@@ -147,6 +161,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         max_failed_requests: int | None = None,
         max_failed_ratio: float | None = None,
         extra_batch_fields: dict[str, Any] | None = None,
+        webhook_uris: list[str] | str | None = None,
+        webhook_metadata: dict[str, Any] | None = None,
         durable: bool = True,
         resubmit_on_failure: bool = True,
         **kwargs: Any,
@@ -177,12 +193,16 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.exit_actions = ExitActions(cancel_on_timeout=cancel_on_timeout, cancel_on_error=cancel_on_error)
         self.extra_batch_fields = extra_batch_fields
+        self.webhook_uris = webhook_uris
+        self.webhook_metadata = webhook_metadata
         self.failure_policy = FailurePolicy(max_failed_requests, max_failed_ratio)
         self.durable = durable
         self.resubmit_on_failure = resubmit_on_failure
         self._batch_name: str | None = None
+        self._batch_fields: dict[str, Any] | None = None
 
     def execute(self, context: Context) -> str:
+        self._batch_fields = self._checked_batch_fields()  # Before anything is uploaded.
         batch = self._submit_durably(context) if self.durable else self._create_once(context)
         self._batch_name = batch.name
         context["ti"].xcom_push(key="batch_name", value=batch.name)
@@ -264,8 +284,23 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             requests=prepared.requests,
             input_file=prepared.input_file,
             display_name=display_name,
-            extra_batch_fields=self.extra_batch_fields,
+            extra_batch_fields=self._batch_fields,
         )
+
+    def _checked_batch_fields(self) -> dict[str, Any] | None:
+        """``extra_batch_fields`` plus the ``webhookConfig`` of ``webhook_uris`` / ``webhook_metadata``, checked."""
+        config = self.hook.webhook_config(self.webhook_uris, self.webhook_metadata)
+        if not config:
+            return self.extra_batch_fields
+        fields = dict(self.extra_batch_fields or {})
+        given = [name for name in ("webhookConfig", "webhook_config") if name in fields]
+        if given:
+            raise GeminiBatchInputError(
+                f"{self.task_id}: extra_batch_fields has {given[0]!r} and webhook_uris / webhook_metadata are set: "
+                "pass the webhook settings one way, preferably webhook_uris and webhook_metadata."
+            )
+        fields["webhookConfig"] = config
+        return fields
 
 
 class GeminiSubmitEmbeddingsBatchOperator(GeminiSubmitBatchOperator):
