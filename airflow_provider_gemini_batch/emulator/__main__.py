@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         "--chunk-granularity", type=int, default=DEFAULT_CHUNK_GRANULARITY, help="upload chunk granularity"
     )
     parser.add_argument(
+        "--job-webhook-secret",
+        default=None,
+        help="the whsec_ secret signing deliveries to jobs' own webhook URIs (default: a fresh one)",
+    )
+    parser.add_argument(
         "--generation-model",
         action="append",
         dest="generation_models",
@@ -70,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         chunk_granularity=args.chunk_granularity,
         generation_models=args.generation_models or DEFAULT_GENERATION_MODELS,
         embedding_models=args.embedding_models or DEFAULT_EMBEDDING_MODELS,
+        job_webhook_secret=args.job_webhook_secret,
     ) as base_url:
         print(f"Gemini Batch emulator listening on {base_url}", flush=True)
         stop.wait()

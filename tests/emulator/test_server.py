@@ -74,6 +74,26 @@ def test_command_line_takes_the_known_models(tmp_path: Path) -> None:
     assert config["embedding_models"] == ["models/my-embedder"]
 
 
+def test_the_job_webhook_secret_is_a_start_up_setting(tmp_path: Path) -> None:
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    command = [sys.executable, "-m", "airflow_provider_gemini_batch.emulator", "--data-dir", str(tmp_path)]
+    process = subprocess.Popen([*command, "--job-webhook-secret", secret], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    try:
+        base_url = process.stdout.readline().strip().rsplit(" ", 1)[1]
+        from_command_line = httpx.get(f"{base_url}/_emulator/config").json()["job_webhook_secret"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        process.stdout.close()
+    with run_emulator(data_dir=tmp_path, job_webhook_secret=secret) as base_url:
+        from_context_manager = httpx.get(f"{base_url}/_emulator/config").json()["job_webhook_secret"]
+    with pytest.raises(ValueError, match="job_webhook_secret"), run_emulator(job_webhook_secret="plain"):
+        pass
+
+    assert from_command_line == from_context_manager == secret
+
+
 @pytest.fixture
 def emulator_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The emulator started from the command line, with a data dir; stopped with SIGTERM after the test."""
