@@ -40,7 +40,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Gemini Batch API",
-                "python-modules": ["airflow_provider_gemini_batch.triggers.gemini_batch"],
+                "python-modules": [
+                    "airflow_provider_gemini_batch.triggers.gemini_batch",
+                    "airflow_provider_gemini_batch.triggers.completions",
+                ],
             }
         ],
         "hooks": [
@@ -59,4 +62,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "config": CONFIG_SECTION,
+        # No "plugins" entry: Airflow loads the plugin through the package's ``airflow.plugins`` entry point.
+        # Listed here too, Airflow 3.1+ would load it a second time when [core] lazy_discover_providers is
+        # off, and report "already registered" as a plugin import error.
     }

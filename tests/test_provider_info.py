@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -86,3 +87,26 @@ def test_max_concurrent_polls_is_read_from_the_gemini_batch_section(monkeypatch:
     assert max_concurrent_polls() == DEFAULT_MAX_CONCURRENT_POLLS
     monkeypatch.setenv("AIRFLOW__GEMINI_BATCH__MAX_CONCURRENT_POLLS", "3")
     assert max_concurrent_polls() == 3
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "airflow_provider_gemini_batch"
+
+
+def test_every_public_operator_sensor_trigger_and_hook_module_is_listed_and_imports() -> None:
+    info = get_provider_info()
+    listed = {
+        module
+        for kind in ("operators", "sensors", "triggers", "hooks")
+        for entry in info[kind]
+        for module in entry["python-modules"]
+    }
+    public = {
+        f"airflow_provider_gemini_batch.{path.parent.name}.{path.stem}"
+        for kind in ("operators", "sensors", "triggers", "hooks")
+        for path in (PACKAGE / kind).glob("*.py")
+        if not path.name.startswith("_")
+    }
+
+    assert listed == public
+    for module in sorted(listed):
+        importlib.import_module(module)
