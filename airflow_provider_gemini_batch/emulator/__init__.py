@@ -3,7 +3,8 @@
 It is a real HTTP server (Starlette on uvicorn, loopback only) that speaks the wire protocol of
 ``generativelanguage.googleapis.com`` closely enough that the official ``google-genai`` SDK runs
 against it unmodified: resumable uploads, files, batch jobs whose state moves with the clock, a
-deterministic fake model, results files, API-key checks and injectable faults.
+deterministic fake model, results files, API-key checks, webhooks (the resource, and signed
+deliveries when a job ends) and injectable faults.
 
 Run it::
 
