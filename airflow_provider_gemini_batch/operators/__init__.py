@@ -15,12 +15,15 @@ from airflow_provider_gemini_batch.operators.files import (
     GeminiDownloadResultsOperator,
     GeminiUploadFileOperator,
 )
+from airflow_provider_gemini_batch.operators.webhooks import GeminiCreateWebhookOperator, GeminiDeleteWebhookOperator
 
 __all__ = [
     "GeminiBatchBaseOperator",
     "GeminiCancelBatchOperator",
+    "GeminiCreateWebhookOperator",
     "GeminiDeleteBatchOperator",
     "GeminiDeleteFileOperator",
+    "GeminiDeleteWebhookOperator",
     "GeminiDownloadResultsOperator",
     "GeminiGetBatchOperator",
     "GeminiSubmitBatchOperator",
