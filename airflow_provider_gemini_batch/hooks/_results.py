@@ -7,6 +7,10 @@ themselves are read and written by ``airflow_provider_gemini_batch.batch_results
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 import sys
 import time
 from collections.abc import Generator, Iterable, Iterator
@@ -22,7 +26,7 @@ from airflow_provider_gemini_batch.batch_results import (
 )
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks._client import SyncClient
-from airflow_provider_gemini_batch.hooks._sources import open_destination, results_path
+from airflow_provider_gemini_batch.hooks._sources import as_storage_path, open_destination, results_path
 from airflow_provider_gemini_batch.models import Batch, BatchState
 
 __all__ = ["ResultsReader", "expected_result_count"]
@@ -49,12 +53,38 @@ class ResultsReader:
         )  # raises at once, not on next()
         return self._file(batch.name, results, expected_count)
 
-    def write(self, batch: Batch, destination: Any, expected_keys: Iterable[str] | None = None) -> ResultsSummary:
+    def write(
+        self,
+        batch: Batch,
+        destination: Any,
+        expected_keys: Iterable[str] | None = None,
+        *,
+        skip_if_complete: bool = False,
+    ) -> ResultsSummary:
         """Write ``batch``'s results to ``destination`` as normalised lines (see ``GeminiBatchHook.write_results``)."""
         if batch.state is not BatchState.SUCCEEDED:
             raise GeminiBatchError(f"Batch {batch.name} is {batch.state.short_name}: only a SUCCEEDED job has results.")
-        missing_keys, expected_count = self._expect(batch, expected_keys)
         path = results_path(destination, batch)
+        marker = CompletionMarker(path)
+        keys = None if expected_keys is None else sorted(set(expected_keys), key=str)
+        if skip_if_complete:
+            done = marker.read(batch.name, keys)
+            if done is not None:
+                self.log.info(
+                    "Results of %s are already complete at %s (%d results); not downloading them again",
+                    batch.name,
+                    done.path,
+                    done.result_count,
+                )
+                return done
+        marker.remove()  # Before the file is replaced: a marker never describes a file it was not written for.
+        summary = self._write(batch, path, keys)
+        marker.write(summary, keys)
+        self.log.info("Wrote %d results of %s to %s", summary.result_count, batch.name, summary.path)
+        return summary
+
+    def _write(self, batch: Batch, path: Any, expected_keys: Iterable[str] | None) -> ResultsSummary:
+        missing_keys, expected_count = self._expect(batch, expected_keys)
         with open_destination(path, compress=str(path).lower().endswith(".gz")) as out:
             writer = ResultsWriter(out, batch.kind, missing_keys)
             if batch.inlined_responses is not None:
@@ -167,6 +197,82 @@ class ResultsReader:
                 surplus,
                 expected_count,
             )
+
+
+class CompletionMarker:
+    """The note that a results file is whole and whose it is: ``.<file name>.complete.json`` beside it.
+
+    Written (atomically, as the results file is) only after the results file is in place, with the
+    job's name, the counts of the summary, the file's size and a digest of the expected keys. A file
+    counts as complete for a job only when the marker names that job and the same check (expected
+    keys), and the file still has the size written: a partial file has no marker, another job's file
+    has a marker naming that job, and a file altered since has another size.
+    """
+
+    def __init__(self, results: Any) -> None:
+        self.results = results
+        storage_path = as_storage_path(results)
+        if storage_path is not None:
+            self.path: Any = storage_path.parent / f".{storage_path.name}.complete.json"
+        else:
+            folder, name = os.path.split(os.fspath(results))
+            self.path = os.path.join(folder, f".{name}.complete.json")
+
+    def read(self, batch_name: str, expected_keys: list[str] | None) -> ResultsSummary | None:
+        """The summary of the complete write of ``batch_name``'s results, if the file holds them; else ``None``."""
+        try:
+            with self._open("rb") as stream:
+                note = json.loads(stream.read())
+            size = self._size()
+        except (OSError, ValueError):  # No marker, no results file, or not a marker of ours.
+            return None
+        if not isinstance(note, dict) or note.get("batch_name") != batch_name or note.get("size_bytes") != size:
+            return None
+        if note.get("expected_keys_sha256") != _digest(expected_keys):
+            return None
+        try:
+            fields = {
+                field.name: note[field.name] for field in dataclasses.fields(ResultsSummary) if field.name != "path"
+            }
+            return ResultsSummary(path=str(self.results), **fields)
+        except (KeyError, TypeError):
+            return None
+
+    def write(self, summary: ResultsSummary, expected_keys: list[str] | None) -> None:
+        """Record that ``summary``'s file is complete (after it is in place)."""
+        note = dataclasses.asdict(summary)
+        del note["path"]  # The marker sits beside its file: the path is where it is found.
+        note.update(size_bytes=self._size(), expected_keys_sha256=_digest(expected_keys))
+        with open_destination(self.path) as out:
+            out.write(json.dumps(note, sort_keys=True).encode())
+
+    def remove(self) -> None:
+        """Remove the marker, if there is one."""
+        storage_path = as_storage_path(self.path)
+        try:
+            if storage_path is not None:
+                if storage_path.exists():
+                    storage_path.unlink()
+            else:
+                os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _open(self, mode: str) -> Any:
+        storage_path = as_storage_path(self.path)
+        return storage_path.open(mode) if storage_path is not None else open(self.path, mode)
+
+    def _size(self) -> int:
+        storage_path = as_storage_path(self.results)
+        if storage_path is not None:
+            return int(storage_path.stat().st_size)
+        return os.path.getsize(os.fspath(self.results))
+
+
+def _digest(expected_keys: list[str] | None) -> str | None:
+    if expected_keys is None:
+        return None
+    return hashlib.sha256(json.dumps(expected_keys).encode()).hexdigest()
 
 
 def _first_bytes(chunks: Iterator[bytes], max_bytes: int) -> Generator[bytes, None, None]:

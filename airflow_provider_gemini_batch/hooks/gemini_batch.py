@@ -314,7 +314,12 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
             one_attempt.close()
 
     def write_results(
-        self, batch_or_name: Batch | str, destination: Any, *, expected_keys: Iterable[str] | None = None
+        self,
+        batch_or_name: Batch | str,
+        destination: Any,
+        *,
+        expected_keys: Iterable[str] | None = None,
+        skip_if_complete: bool = False,
     ) -> ResultsSummary:
         """Write a finished job's results to one JSONL file, a normalised line per result; all or nothing.
 
@@ -325,13 +330,17 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         :param destination: a ``.jsonl`` file, a ``.jsonl.gz`` file (written gzip-compressed), or else a
             folder, where the file is named after the job (``results_path``): local, a URI or an
             ``ObjectStoragePath``.
+        :param skip_if_complete: when the destination already holds this job's complete results (as a
+            write of them left them, checked against the same ``expected_keys``), download nothing and
+            return that write's summary. A complete write leaves ``.<file name>.complete.json`` beside
+            the file (the job's name, the counts, the file's size); a partial, foreign or altered file
+            is written over.
         :raises GeminiBatchError: the job did not succeed; nothing is written then.
         :raises GeminiBatchIncompleteResults: results are missing after reading them again.
         """
         batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
-        summary = ResultsReader(self.client, self.log).write(batch, destination, expected_keys)
-        self.log.info("Wrote %d results of %s to %s", summary.result_count, batch.name, summary.path)
-        return summary
+        reader = ResultsReader(self.client, self.log)
+        return reader.write(batch, destination, expected_keys, skip_if_complete=skip_if_complete)
 
     @staticmethod
     def expected_result_count(batch: Batch, expected_keys: Collection[str | None] | None = None) -> int | None:

@@ -112,22 +112,39 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
         folder; the same job always gets the same name). Local or object storage (templated).
     :param expected_keys: the keys of the job's requests, if known (templated): results are then
         checked key by key, a key read twice counts once, and missing keys are named in the error.
+    :param skip_if_complete: when the destination already holds this job's complete results, download
+        nothing and return the same manifest (a job announced twice, by its webhook and by the polling
+        safety net, runs the downstream DAG twice harmlessly). A complete download leaves
+        ``.<file name>.complete.json`` beside the file; a partial, foreign or altered file is
+        downloaded over. ``False`` always downloads.
     :raises GeminiBatchIncompleteResults: results are missing after reading them again.
     """
 
     template_fields: Sequence[str] = ("batch_name", "destination", "expected_keys", "gemini_conn_id")
 
     def __init__(
-        self, *, batch_name: str, destination: Any, expected_keys: Collection[str] | None = None, **kwargs: Any
+        self,
+        *,
+        batch_name: str,
+        destination: Any,
+        expected_keys: Collection[str] | None = None,
+        skip_if_complete: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_name = batch_name
         require_filesystem(destination, what="destination")
         self.destination = destination
         self.expected_keys = expected_keys
+        self.skip_if_complete = skip_if_complete
 
     def execute(self, context: Context) -> dict[str, Any]:
-        summary = self.hook.write_results(self.batch_name, self.destination, expected_keys=self.expected_keys)
+        summary = self.hook.write_results(
+            self.batch_name,
+            self.destination,
+            expected_keys=self.expected_keys,
+            skip_if_complete=self.skip_if_complete,
+        )
         expected = summary.expected_count
         return {
             "path": summary.path,

@@ -137,7 +137,8 @@ def test_a_destination_ending_in_jsonl_gz_is_one_gzip_file(gemini_connection: Em
     with gzip.open(destination, "rb") as lines:
         keys = sorted(json.loads(line)["key"] for line in lines)
     assert keys == sorted(f"k{index}" for index in range(10))
-    assert os.listdir(tmp_path / "out") == ["taglines.jsonl.gz"]
+    # Beside the file, only the note that it is complete (test_download_skip.py): no temporary file.
+    assert sorted(os.listdir(tmp_path / "out")) == [".taglines.jsonl.gz.complete.json", "taglines.jsonl.gz"]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".JSONL"])
@@ -167,7 +168,8 @@ def test_in_a_folder_the_file_is_named_after_the_display_name_without_the_key_an
     assert key not in manifest["path"]
     again, _ = _download(hook, batch.name, tmp_path / "out")
     assert again["path"] == manifest["path"], "the same job gets the same file: a rerun replaces it"
-    assert os.listdir(tmp_path / "out") == [os.path.basename(manifest["path"])]
+    file_name = os.path.basename(manifest["path"])
+    assert sorted(os.listdir(tmp_path / "out")) == [f".{file_name}.complete.json", file_name]
 
 
 def _embedding_request(key: str, text: str) -> dict[str, Any]:
