@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import psutil
@@ -107,8 +107,17 @@ def run_standalone(
     emulator: EmulatorHandle,
     dag_ids: tuple[str, ...],
     extra_env: dict[str, str] | None = None,
+    *,
+    dags_folder: Path = DAGS_FOLDER,
+    connection_extra: dict[str, Any] | None = None,
 ) -> Iterator[Deployment]:
-    """Start ``airflow standalone`` against ``emulator``; yield once it serves ``dag_ids``; stop it all after."""
+    """Start ``airflow standalone`` against ``emulator``; yield once it serves ``dag_ids``; stop it all after.
+
+    :param extra_env: more environment for every component (``AIRFLOW__...`` settings, ``AIRFLOW_VAR_...``).
+    :param dags_folder: the DAGs to serve (default ``dags/``, whose ``.airflowignore`` keeps sub-folders
+        that belong to one test out of the others).
+    :param connection_extra: the ``extra`` of the connection ``gemini_default`` (a ``webhook_secret``, say).
+    """
     home = directory / "airflow-home"
     bin_dir = directory / "bin"
     home.mkdir()
@@ -117,7 +126,9 @@ def run_standalone(
     api_port, worker_log_port, trigger_log_port = _free_ports(3)
     api_url = f"http://127.0.0.1:{api_port}"
     database = directory / "airflow.db"
-    connection = {"conn_type": "gemini", "host": emulator.base_url, "password": emulator.api_key}
+    connection: dict[str, Any] = {"conn_type": "gemini", "host": emulator.base_url, "password": emulator.api_key}
+    if connection_extra:
+        connection["extra"] = connection_extra
     # Nothing from the test session's own Airflow set-up (unit test mode, its home) may leak in.
     env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
     env.update(
@@ -129,7 +140,7 @@ def run_standalone(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
@@ -190,6 +201,65 @@ def read_states(database: Path, dag_id: str) -> tuple[dict[str, str], dict[str, 
     except sqlite3.OperationalError:
         return None
     return {run: state or "none" for run, state in sorted(tasks)}, dict(sorted(runs))
+
+
+def query(database: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row] | None:
+    """Rows of a read-only query of the deployment's DB; ``None`` when the DB is busy or not made yet."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=2)) as db:
+            db.row_factory = sqlite3.Row
+            return db.execute(sql, parameters).fetchall()
+    except sqlite3.OperationalError:
+        return None
+
+
+@dataclass(frozen=True)
+class AssetEventRow:
+    """An asset event as the DB holds it, with the runs that consumed it."""
+
+    id: int
+    extra: dict[str, Any]
+    timestamp: str
+    run_ids: tuple[str, ...]
+
+
+def asset_events(database: Path, asset_name: str) -> list[AssetEventRow] | None:
+    """Every event of the asset named ``asset_name``, oldest first, each with the run ids that consumed it.
+
+    ``None`` when the DB is busy. The tables (``asset``, ``asset_event``, ``dagrun_asset_event``) are
+    the same on Airflow 3.0 and 3.3.
+    """
+    rows = query(
+        database,
+        "SELECT e.id, e.extra, e.timestamp, r.run_id FROM asset_event e JOIN asset a ON a.id = e.asset_id"
+        " LEFT JOIN dagrun_asset_event c ON c.event_id = e.id LEFT JOIN dag_run r ON r.id = c.dag_run_id"
+        " WHERE a.name = ? ORDER BY e.id",
+        (asset_name,),
+    )
+    if rows is None:
+        return None
+    consumers: dict[int, list[str]] = {}
+    first_rows: dict[int, sqlite3.Row] = {}
+    for row in rows:
+        first_rows.setdefault(row["id"], row)
+        consumers.setdefault(row["id"], []).extend([row["run_id"]] if row["run_id"] else [])
+    return [
+        AssetEventRow(event_id, json.loads(row["extra"] or "{}"), str(row["timestamp"]), tuple(consumers[event_id]))
+        for event_id, row in first_rows.items()
+    ]
+
+
+def dag_runs(database: Path, dag_id: str) -> dict[str, sqlite3.Row] | None:
+    """The DAG's runs by run id (``state``, ``run_type``, ``start_date``, ``end_date``, ...); ``None`` when busy."""
+    rows = query(database, "SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id", (dag_id,))
+    return None if rows is None else {row["run_id"]: row for row in rows}
+
+
+def readable_logs(deployment: Deployment) -> list[Path]:
+    """Every log file the deployment wrote that a user could read: standalone's output, components', tasks'."""
+    found = [deployment.output, *deployment.output.parent.glob("extra-*.log")]
+    found += [path for path in (deployment.home / "logs").rglob("*") if path.is_file()]
+    return [path for path in found if path.is_file()]
 
 
 def listeners(processes: list[psutil.Process]) -> tuple[list[str], set[int]]:

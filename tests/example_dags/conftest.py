@@ -8,10 +8,11 @@ access, but ``airflow.settings.DAGS_FOLDER`` is computed once when Airflow is im
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -23,7 +24,9 @@ EXAMPLE_DAGS_FOLDER = Path(__file__).resolve().parents[2] / "example_dags"
 PHASE_SECONDS = 0.75
 POLL_INTERVAL_SECONDS = 0.1
 
-RunExampleDag = Callable[[str], Any]
+
+class RunExampleDag(Protocol):
+    def __call__(self, dag_id: str, *, triggering_events: Sequence[tuple[Any, Mapping[str, Any]]] = ()) -> Any: ...
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +63,7 @@ def run_example_dag(example_dags_folder: Path, example_env: Path, gemini_connect
     """
     gemini_connection.control.configure(pending_seconds=PHASE_SECONDS, running_seconds=PHASE_SECONDS)
 
-    def run(dag_id: str) -> Any:
+    def run(dag_id: str, *, triggering_events: Sequence[tuple[Any, Mapping[str, Any]]] = ()) -> Any:
         from airflow.sdk import DAG
 
         path = example_dags_folder / f"{dag_id}.py"
@@ -70,6 +73,49 @@ def run_example_dag(example_dags_folder: Path, example_env: Path, gemini_connect
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         dag = next(value for value in vars(module).values() if isinstance(value, DAG) and value.dag_id == dag_id)
-        return dag.test()
+        with run_triggered_by(triggering_events):
+            return dag.test()
 
     return run
+
+
+@contextlib.contextmanager
+def run_triggered_by(events: Sequence[tuple[Any, Mapping[str, Any]]]) -> Iterator[None]:
+    """Make the run ``dag.test()`` creates consume these asset events, as a run the scheduler starts would.
+
+    ``events`` are ``(asset, extra)`` pairs. ``dag.test()`` makes a manual run with no triggering
+    events, and takes no argument for them: the Airflow helper it creates its run with is wrapped to
+    record each event (as the webhook receiver or an ``AssetWatcher`` records one) and attach it to
+    the new run. The helper moved between Airflow 3.0 and 3.3.
+    """
+    if not events:
+        yield
+        return
+    try:
+        from airflow.models import dagrun as helper_module
+
+        helper_name = "get_or_create_dagrun"
+        create_run = helper_module.get_or_create_dagrun
+    except AttributeError:  # Airflow < 3.1
+        from airflow.models import dag as helper_module  # type: ignore[no-redef]
+
+        helper_name = "_get_or_create_dagrun"
+        create_run = helper_module._get_or_create_dagrun
+
+    def create_triggered_run(*args: Any, session: Any, **kwargs: Any) -> Any:
+        from airflow.models.asset import AssetEvent, AssetModel
+        from sqlalchemy import select
+
+        dag_run = create_run(*args, session=session, **kwargs)
+        for asset, extra in events:
+            model = session.scalar(select(AssetModel).where(AssetModel.name == asset.name, AssetModel.uri == asset.uri))
+            assert model is not None, f"{asset.name} is not in the DB: is the DAG scheduled on it?"
+            event = AssetEvent(asset_id=model.id, extra=dict(extra))
+            session.add(event)
+            dag_run.consumed_asset_events.append(event)
+        session.commit()
+        return dag_run
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(helper_module, helper_name, create_triggered_run)
+        yield

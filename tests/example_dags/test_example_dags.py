@@ -31,7 +31,13 @@ from .conftest import EXAMPLE_DAGS_FOLDER, RunExampleDag
 # with a UserWarning: Airflow's debt, not ours, and it would fail every task under filterwarnings=error.
 pytestmark = pytest.mark.filterwarnings("ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated")
 
-EXAMPLE_DAG_IDS = {"gemini_batch_nightly", "gemini_embeddings_batch", "gemini_batch_cleanup"}
+EXAMPLE_DAG_IDS = {
+    "gemini_batch_nightly",
+    "gemini_embeddings_batch",
+    "gemini_batch_cleanup",
+    "gemini_batch_event_driven",
+    "gemini_batch_results_on_completion",
+}
 # The sensor or operator polls once before deferring; more polls than this mean the trigger polled too.
 MIN_STATUS_POLLS = 4
 

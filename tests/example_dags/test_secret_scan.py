@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
+from airflow_provider_gemini_batch.assets import CompletedBatch, gemini_batch_completed
 from airflow_provider_gemini_batch.emulator import EmulatorControl, EmulatorHandle, run_emulator
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
@@ -30,7 +31,13 @@ from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from .conftest import RunExampleDag
 
 FAKE_KEY = "AIzaFAKE-scan-me-7f3a9c1b2d4e"
-EXAMPLE_DAG_IDS = ("gemini_batch_nightly", "gemini_embeddings_batch", "gemini_batch_cleanup")
+# The event-driven DAG's job finishes while the others run; then the results DAG downloads it.
+EXAMPLE_DAG_IDS = (
+    "gemini_batch_event_driven",
+    "gemini_batch_nightly",
+    "gemini_embeddings_batch",
+    "gemini_batch_cleanup",
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +154,15 @@ def test_the_key_appears_nowhere(
 ) -> None:
     for dag_id in EXAMPLE_DAG_IDS:
         assert str(run_example_dag(dag_id).state) == "success", dag_id
+    # The results DAG runs on an asset event: one naming the event-driven DAG's job, as a webhook would.
+    event_driven_job = next(
+        b["name"] for b in gemini_connection.control.batches() if "support-triage" in b["displayName"]
+    )
+    announced = CompletedBatch(batch=event_driven_job, state="BATCH_STATE_SUCCEEDED").as_extra()
+    results_run = run_example_dag(
+        "gemini_batch_results_on_completion", triggering_events=[(gemini_batch_completed(), announced)]
+    )
+    assert str(results_run.state) == "success"
     messages = list(failure_messages(gemini_connection.base_url, gemini_connection.control))
     # One Fernet key for both CLI calls, so the stored password is encrypted and readable back.
     cli_env = {**os.environ, "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
