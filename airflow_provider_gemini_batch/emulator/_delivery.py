@@ -161,14 +161,14 @@ class Courier:
         event_type = BATCH_EVENTS[view.state]
         event = {"type": event_type, "version": "v1", "timestamp": timestamp(time.time_ns()), "data": _data(job, view)}
         message_id = _message_id()
-        if job.webhook_uris:
-            for uri in job.webhook_uris:
-                self._send(message_id, event, batch=job.name, url=uri, webhook=None)
-        else:
-            for webhook in self._state.webhooks.oldest_first():
-                if webhook.receives(event_type):
-                    self._send(message_id, event, batch=job.name, url=webhook.uri, webhook=webhook)
-        log.info("%s ended %s: event %s", job.name, view.state, event_type)
+        targets: list[tuple[str, Webhook | None]] = [(uri, None) for uri in job.webhook_uris or []]
+        if not targets:
+            webhooks = self._state.webhooks.oldest_first()
+            targets = [(webhook.uri, webhook) for webhook in webhooks if webhook.receives(event_type)]
+        for url, webhook in targets:
+            self._send(message_id, event, batch=job.name, url=url, webhook=webhook)
+        if targets:
+            log.info("%s ended %s: %s to %d webhook(s)", job.name, view.state, event_type, len(targets))
 
     def _send(
         self, message_id: str, event: dict[str, Any], *, batch: str | None, url: str, webhook: Webhook | None
