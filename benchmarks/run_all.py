@@ -4,10 +4,11 @@ Each row's module (``bench_*.py``) also runs alone. Every measured figure comes 
 interpreter; the emulator always runs in a process of its own. The worker-slot row mostly waits
 for its batch to run, so it runs in the background while the other rows run one after another.
 A quick run is a smoke test (``make test`` runs it) whose figures are not judged: all its rows
-run at once.
+run at once, but for the webhooks row, which starts ``airflow standalone`` (30-75 s alone) and runs
+in a quick run only when named (``--quick --only webhooks``: one job per mode).
 
     .venv/bin/python benchmarks/run_all.py                      # the full run (~15 min), writes RESULTS.md
-    .venv/bin/python benchmarks/run_all.py --quick              # a smoke run of every row, all at once (< 30 s)
+    .venv/bin/python benchmarks/run_all.py --quick              # a smoke run of every row but webhooks (< 30 s)
     .venv/bin/python benchmarks/run_all.py --only upload,input  # some rows only
     .venv/bin/python benchmarks/run_all.py --batch-minutes 1    # a shorter batch for the worker-slot row
 """
@@ -29,10 +30,13 @@ import bench_input
 import bench_results
 import bench_triggers
 import bench_upload
+import bench_webhooks
 import bench_worker_slots
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
-ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator")
+ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks")
+#: Rows a quick run of every row leaves out: each takes longer than the whole smoke run may.
+NOT_IN_QUICK = ("webhooks",)
 
 FOOTNOTES = """\
 How each row is measured:
@@ -71,6 +75,18 @@ How each row is measured:
    the inline deferral and dag.test's own start-up) is in the notes.
 6. **emulator**: `GET /v1beta/batches/{id}` with 100 concurrent clients from one httpx.AsyncClient
    in a separate process for 10 s; the emulator must serve well above the 1,000 polls/s that bench_triggers.py asks.
+7. **webhooks**: one real `airflow standalone` on loopback (LocalExecutor, SQLite, the provider's
+   plugin from its entry point) and two emulators, one per mode, so each mode's API calls are counted
+   apart. Webhook: a DAG submits a job with `webhook_uris` = the api-server's
+   `/gemini-batch/webhooks/gemini_default` and `wait_for_completion=False`; the emulator delivers the
+   signed completion (its job webhook secret is the connection's `webhook_secret`); a DAG scheduled on
+   `gemini_batch_completed("gemini_default")`, with no watcher, starts. Poll: the deferrable submit
+   operator waits at the default poll interval (30 s), then a downstream task starts. Latency = the
+   downstream task instance's `start_date` - the job's `endTime` (as the emulator reports it). Four
+   rounds, each one job per mode, both RUNNING for 20, 27.5, 35 or 42.5 s, so the poll's phase against
+   the job's end varies; the rounds overlap. API calls per job = the emulator's request counts / jobs,
+   counted when every end point is reached; status polls are the `GET batches/{id}` among them.
+   Downloading results (the same in both modes) is not counted.
 
 Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
 The machine is shared: other work runs on the same 2 cores (see the load average in the header),
@@ -93,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> tuple[list[harness.Row], dict[str, str]]:
     """Run the selected rows; return the rows in order and the failures by row name."""
-    selected = [name for name in ROW_NAMES if only is None or name in only]
+    selected = [
+        name for name in ROW_NAMES if (name in only if only is not None else not (quick and name in NOT_IN_QUICK))
+    ]
     measures: dict[str, Callable[[], list[harness.Row]]] = {
         "upload": lambda: bench_upload.measure(quick=quick),
         "results": lambda: bench_results.measure(quick=quick),
@@ -101,6 +119,7 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
         "triggers": lambda: bench_triggers.measure(quick=quick),
         "worker_slots": lambda: bench_worker_slots.measure(quick=quick, batch_minutes=batch_minutes),
         "emulator": lambda: bench_emulator.measure(quick=quick),
+        "webhooks": lambda: bench_webhooks.measure(quick=quick),
     }
     results: dict[str, list[harness.Row]] = {}
     failures: dict[str, str] = {}
@@ -114,7 +133,8 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
         harness.progress(f"== {name}: {time.perf_counter() - started:.0f} s")
 
     # Rows run one at a time, so they do not compete for the cores, but for the worker-slot row,
-    # which mostly waits; a quick run's figures are not judged, so its rows all run at once.
+    # which mostly waits; a quick run's figures are not judged, so its rows all run at once. The
+    # webhooks row also mostly waits, but its latency is the scheduler's, which shares the cores.
     harness.fixtures.start_worker()
     at_once = selected if quick else [name for name in selected if name == "worker_slots"]
     at_once = sorted(at_once, key=lambda name: name != "worker_slots")  # the longest row starts first
@@ -130,8 +150,10 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
     return rows, failures
 
 
-def report(rows: list[harness.Row], failures: dict[str, str], *, quick: bool, seconds: float) -> str:
-    """The header, the table, the notes and the method, as Markdown."""
+def report(
+    rows: list[harness.Row], failures: dict[str, str], *, quick: bool, seconds: float, skipped: tuple[str, ...] = ()
+) -> str:
+    """The header, the table, the notes (``skipped``: rows left out of a quick run) and the method, as Markdown."""
     met = [row for row in rows if row.met is not None]
     lines = [
         "# Benchmarks" + (" (quick smoke run: small sizes, every row at once)" if quick else ""),
@@ -147,6 +169,11 @@ def report(rows: list[harness.Row], failures: dict[str, str], *, quick: bool, se
         "",
         *(f"- {row.benchmark} / {row.metric}: {row.note}" for row in rows if row.note),
         *(f"- **{name} failed**: {message}" for name, message in failures.items()),
+        *(
+            f"- {name}: not in a quick run of every row (it starts airflow standalone); "
+            f"`--quick --only {name}` runs it small."
+            for name in skipped
+        ),
         "",
         FOOTNOTES,
     ]
@@ -160,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"Unknown rows {sorted(only - set(ROW_NAMES))}: use {', '.join(ROW_NAMES)}.")
     started = time.perf_counter()
     rows, failures = run(quick=args.quick, batch_minutes=args.batch_minutes, only=only)
-    text = report(rows, failures, quick=args.quick, seconds=time.perf_counter() - started)
+    skipped = NOT_IN_QUICK if args.quick and only is None else ()
+    text = report(rows, failures, quick=args.quick, seconds=time.perf_counter() - started, skipped=skipped)
     print(text)
     destination = args.results or (RESULTS_PATH if not args.quick and only is None else None)
     if destination is not None:
