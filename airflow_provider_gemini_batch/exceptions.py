@@ -14,6 +14,7 @@ whole family or branch on one class::
     │   └── GeminiBatchServerError ............ 408 / 5xx, after retries
     ├── GeminiBatchConnectionError ........ connection failure or timeout, after retries
     ├── GeminiBatchAmbiguousCreateError ... a batch create whose outcome is unknown: never resent blindly
+    │   └── GeminiBatchAmbiguousWebhookCreateError  the same for a webhook create without a webhook_id
     ├── GeminiBatchIncompleteResults ...... fewer results read than the job had requests, after reading again
     └── GeminiBatchJobError ............... the batch job itself ended badly
         ├── GeminiBatchFailed ............. state FAILED
@@ -35,6 +36,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 __all__ = [
     "GeminiBatchAPIError",
     "GeminiBatchAmbiguousCreateError",
+    "GeminiBatchAmbiguousWebhookCreateError",
     "GeminiBatchCancelled",
     "GeminiBatchConfigError",
     "GeminiBatchConnectionError",
@@ -152,6 +154,26 @@ class GeminiBatchAmbiguousCreateError(GeminiBatchError):
             f"The create request for a batch on {model}{named} was sent, but its reply was lost ({cause}). "
             "A job may have been created and may be billing. It was NOT resent, to avoid a duplicate paid "
             "job: list batches and look for this display name before creating again."
+        )
+
+
+class GeminiBatchAmbiguousWebhookCreateError(GeminiBatchAmbiguousCreateError):
+    """A webhook create without ``webhook_id`` was sent but its reply was lost: a webhook may exist.
+
+    A ``GeminiBatchAmbiguousCreateError``, worded for a webhook. Its signing secret, if it was made,
+    is lost with the reply: find it with ``list_webhooks`` (by uri) and rotate its secret, or delete it.
+    """
+
+    def __init__(self, uri: str, cause: str) -> None:
+        self.model = "webhooks"
+        self.display_name = None
+        self.uri = uri
+        Exception.__init__(
+            self,
+            f"The create request for a webhook to {uri} was sent, but its reply was lost ({cause}). A webhook "
+            "may have been created; it was NOT resent, to avoid a second one. Look for it with list_webhooks "
+            "(by uri): rotate its signing secret (the one issued is lost with the reply) or delete it. Pass "
+            "webhook_id to make creates safe to retry.",
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_provider_gemini_batch.hooks._webhooks import AmbiguousWebhookCreateError, GeminiWebhooksHook
+from airflow_provider_gemini_batch.hooks._webhooks import GeminiWebhooksHook
 from airflow_provider_gemini_batch.hooks.gemini_batch import GeminiBatchHook
 
-__all__ = ["AmbiguousWebhookCreateError", "GeminiBatchHook", "GeminiWebhooksHook"]
+__all__ = ["GeminiBatchHook", "GeminiWebhooksHook"]

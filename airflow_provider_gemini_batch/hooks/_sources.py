@@ -162,7 +162,8 @@ def results_path(destination: Any, batch: Batch) -> Any:
 
     In a folder the file is named ``<display name>-<job id>.jsonl``: the display name without the
     submit operator's key marker, cut to 60 characters and cleaned so that it cannot leave the folder.
-    The same job always gets the same name, so downloading it again replaces the file.
+    The same job always gets the same name, so downloading it again finds its own file: the download
+    skips it when its completeness note says it is whole (``skip_if_complete``), else replaces it.
     """
     if not destination:
         raise GeminiBatchInputError(

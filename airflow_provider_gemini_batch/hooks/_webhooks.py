@@ -10,32 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
-from airflow_provider_gemini_batch.exceptions import GeminiBatchAmbiguousCreateError, GeminiBatchAPIError
+from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchAmbiguousCreateError,
+    GeminiBatchAmbiguousWebhookCreateError,
+    GeminiBatchAPIError,
+)
 from airflow_provider_gemini_batch.hooks import _endpoints
 from airflow_provider_gemini_batch.hooks._base import GeminiBaseHook
 from airflow_provider_gemini_batch.hooks._endpoints import RevokePrevious, pages
 from airflow_provider_gemini_batch.models import RotatedSigningSecret, Webhook
 from airflow_provider_gemini_batch.settings import WEBHOOK_BATCH_EVENTS
-
-
-class AmbiguousWebhookCreateError(GeminiBatchAmbiguousCreateError):
-    """A webhook create without ``webhook_id`` was sent but its reply was lost: a webhook may exist.
-
-    A ``GeminiBatchAmbiguousCreateError``, worded for a webhook. Its signing secret, if it was made,
-    is lost with the reply: find it with ``list_webhooks`` (by uri) and rotate its secret, or delete it.
-    """
-
-    def __init__(self, uri: str, cause: str) -> None:
-        self.model = "webhooks"
-        self.display_name = None
-        self.uri = uri
-        Exception.__init__(
-            self,
-            f"The create request for a webhook to {uri} was sent, but its reply was lost ({cause}). A webhook "
-            "may have been created; it was NOT resent, to avoid a second one. Look for it with list_webhooks "
-            "(by uri): rotate its signing secret (the one issued is lost with the reply) or delete it. Pass "
-            "webhook_id to make creates safe to retry.",
-        )
 
 
 class GeminiWebhooksHook(GeminiBaseHook):
@@ -57,7 +41,7 @@ class GeminiWebhooksHook(GeminiBaseHook):
         way to get a secret is ``rotate_webhook_signing_secret``. It is never logged here.
 
         Creates are not known to be idempotent. Without ``webhook_id`` a create whose reply was lost
-        is never resent (``AmbiguousWebhookCreateError``). With ``webhook_id`` it is resent, and a
+        is never resent (``GeminiBatchAmbiguousWebhookCreateError``). With ``webhook_id`` it is resent, and a
         webhook of that id that exists already (made by the lost attempt, or by an earlier run) is
         fetched and returned instead: then ``new_signing_secret`` is ``None``, since the secret was
         issued by the create that made it.
@@ -76,7 +60,7 @@ class GeminiWebhooksHook(GeminiBaseHook):
         except GeminiBatchAmbiguousCreateError as exc:
             sent = exc.__cause__
             cause = f"HTTP {sent.http_status}" if isinstance(sent, GeminiBatchAPIError) else type(sent).__name__
-            raise AmbiguousWebhookCreateError(uri, cause) from exc
+            raise GeminiBatchAmbiguousWebhookCreateError(uri, cause) from exc
         except GeminiBatchAPIError as exc:
             if exc.http_status != 409 or webhook_id is None:
                 raise
