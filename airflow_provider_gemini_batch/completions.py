@@ -112,8 +112,8 @@ def look(
 
     :param batches: every job of the connection, as one complete list walk returned them.
     :param watermark: the watermark before this look.
-    :param now: the current time (UTC-aware); the end time of a job seen terminal for the first
-        time without an end or update time.
+    :param now: the time the walk started (UTC-aware): the watermark never passes it, and it is the end
+        time of a job seen terminal for the first time without an end or update time.
     :param first_seen: the previous look's :attr:`Look.first_seen`.
     :param states: the final states to announce; jobs in other final states are remembered, not announced.
     """
@@ -135,7 +135,9 @@ def look(
         (moment, batch) for moment, batch in ended if moment >= watermark.time and batch.name not in watermark.names
     ]
     newest = max((moment for moment, _ in ended), default=watermark.time)
-    next_time = max(watermark.time, newest - SETTLE)
+    # Never past the walk's start: a job listed still running on an early page can end before a job
+    # a later page shows finished, and must stay after the watermark for the next look.
+    next_time = max(watermark.time, min(newest, now) - SETTLE)
     remembered = frozenset(batch.name for moment, batch in ended if moment >= next_time)
     return Look(
         announce=tuple(batch for _, batch in fresh if batch.state in states),

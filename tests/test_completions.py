@@ -121,3 +121,21 @@ def test_the_watermark_round_trips_through_json() -> None:
     assert stored == {"time": "2026-01-10T12:00:00+00:00", "names": ["batches/a", "batches/b"]}
     assert Watermark.from_json(stored) == mark
     assert Watermark.from_json({"time": stored["time"], "names": "junk"}) == Watermark(NOW, frozenset())
+
+
+def test_a_job_still_running_when_listed_is_announced_even_if_a_later_page_showed_a_newer_end() -> None:
+    # A long walk: X is listed RUNNING at the start; Z, read minutes later on another page, ended after
+    # the walk began. X ended in between. The watermark must not pass the walk's start, or X is lost.
+    walk_start = NOW
+    first = look(
+        [job("x", "RUNNING", update=walk_start), job("z", end=walk_start + timedelta(minutes=3))],
+        START,
+        now=walk_start,
+    )
+    assert names(first.announce) == ["z"]
+    second = look(
+        [job("x", end=walk_start + timedelta(seconds=10)), job("z", end=walk_start + timedelta(minutes=3))],
+        first.watermark,
+        now=walk_start + timedelta(minutes=5),
+    )
+    assert names(second.announce) == ["x"]

@@ -10,6 +10,7 @@ costs one interval, not a missed run.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -227,6 +228,8 @@ class _Memory:
         if self.store is not None:
             try:
                 stored = Watermark.from_json(await self.store.aget(WATERMARK_KEY, None))
+            except json.JSONDecodeError as exc:  # A corrupt stored value: start afresh, keep using the store.
+                self.log.warning("The stored watermark is not JSON (%s); starting from the lookback", exc)
             except ValueError as exc:  # Several assets watched, none of them the completion asset.
                 self.log.warning("No asset state store to use (%s); keeping the watermark in memory", exc)
                 self.store = None

@@ -341,3 +341,26 @@ async def test_a_store_shared_by_several_other_assets_leaves_the_watermark_in_me
         await running.until(lambda: running.announced == [name])
     finally:
         await running.stop()
+
+
+class CorruptWatermarkStore(FakeStateStore):
+    """A store whose saved watermark no longer parses as JSON (Airflow's accessor raises JSONDecodeError)."""
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        if key == WATERMARK_KEY and WATERMARK_KEY not in self.values:
+            raise json.JSONDecodeError("Expecting value", "{not json", 0)
+        return await super().aget(key, default)
+
+
+async def test_a_corrupt_stored_watermark_starts_afresh_and_keeps_using_the_store(
+    gemini_connection: EmulatorHandle,
+) -> None:
+    (name,) = submit()
+    store = CorruptWatermarkStore()
+    running = watcher(store)
+    try:
+        await running.until(lambda: running.announced == [name])
+    finally:
+        await running.stop()
+    assert store.values[handled_key(name)]["source"] == "poll", "the store is still the one marking jobs"
+    assert store.values[WATERMARK_KEY]["time"]
