@@ -6,20 +6,27 @@ body is parsed:
 
 1. the body is read up to ``WEBHOOK_MAX_BODY_BYTES`` (413 past it);
 2. the ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` headers must be present, the
-   timestamp within 5 minutes of now (a replay is refused), and one signature must match one of the
-   connection's secrets (401 otherwise: an unknown connection, or one without a secret, is answered
-   exactly like a bad signature, so the route does not tell which connections exist).
+   timestamp within 5 minutes of now (a replay is refused), a ``v1,`` signature among them, and the
+   ``conn_id`` shaped like a connection id: all checked before the connection is looked up, so an
+   unsigned caller cannot make the api-server query its secrets backends;
+3. the connection must be of type ``gemini`` and one signature must match one of its secrets.
 
-Then the event is parsed (400 when it is malformed), a type other than a batch completion is
-acknowledged and ignored, and a completion is recorded once (``_recording``). Every answer to a
-verified delivery is a 2xx unless the event is malformed, since the service retries a non-2xx for a
-day and then disables the webhook.
+Every refusal is the same 401 (an unknown connection, or one without a secret, is answered exactly
+like a bad signature, so the route does not tell which connections exist); the reason is logged.
+
+Then the event is parsed, a type other than a batch completion is acknowledged and ignored, and a
+completion is recorded once (``_recording``). Every answer to a verified delivery is a 2xx, an
+unreadable one included (logged as an error): the service retries a non-2xx for a day and then
+disables the webhook, and a resend cannot make a signed body readable.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +47,10 @@ SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 MAX_KEY_PART_LENGTH = 256
 #: What every refused signature is answered, whatever the reason (the reason is logged).
 REFUSED = "webhook signature verification failed"
+#: Seconds a delivery's timestamp may be off now, as ``standardwebhooks`` checks it (a replay is refused).
+TOLERANCE_SECONDS = 5 * 60
+#: What a connection id can look like (Airflow allows letters, digits, ``_``, ``-`` and ``.``).
+_CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 
 router = APIRouter()
 
@@ -60,8 +71,10 @@ async def receive_webhook(conn_id: str, request: Request) -> JSONResponse:
     if not all(headers.values()):
         log.warning("Gemini webhook for connection %r refused: missing Standard Webhooks headers", shown_conn_id)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing webhook-id, webhook-timestamp or webhook-signature")
-    secrets = await run_in_threadpool(_webhook_secrets, conn_id)
-    refusal = _refusal(body, headers, secrets)
+    refusal = _unverifiable(conn_id, headers)
+    if refusal is None:
+        secrets = await run_in_threadpool(_webhook_secrets, conn_id)
+        refusal = _refusal(body, headers, secrets)
     if refusal is not None:
         log.warning(
             "Gemini webhook %r for connection %r refused: %s", headers["webhook-id"][:100], shown_conn_id, refusal
@@ -72,8 +85,14 @@ async def receive_webhook(conn_id: str, request: Request) -> JSONResponse:
     try:
         completed = completion_from_event(_parse(body), webhook_id)
     except MalformedEvent as error:
-        log.warning("Gemini webhook %r for connection %r is malformed: %s", webhook_id, conn_id, error)
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed event: {error}") from None
+        log.error(
+            "Gemini webhook %r for connection %r is signed but unreadable (%s); nothing recorded. The safety net "
+            "(GeminiBatchCompletedTrigger) still announces the job.",
+            webhook_id,
+            conn_id,
+            error,
+        )
+        return _answer("unreadable", f"the event is signed but unreadable ({error}); nothing recorded")
     if completed is None:
         log.info("Gemini webhook %r for connection %r is not a batch completion: ignored", webhook_id, conn_id)
         return _answer("ignored", "the event is not a batch completion; nothing recorded")
@@ -138,6 +157,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _unverifiable(conn_id: str, headers: Mapping[str, str]) -> str | None:
+    """Why a delivery cannot verify whatever the secret, or ``None``: checks that need no connection."""
+    if not _CONN_ID.match(conn_id):
+        return "the path does not name a connection id"
+    try:
+        sent = float(headers["webhook-timestamp"])
+    except ValueError:
+        return "webhook-timestamp is not a number"
+    if not math.isfinite(sent) or abs(time.time() - sent) > TOLERANCE_SECONDS:
+        return f"webhook-timestamp is more than {TOLERANCE_SECONDS} s from now (a replay, or a clock far off)"
+    if not any(part.startswith("v1,") for part in headers["webhook-signature"].split(" ")):
+        return "webhook-signature has no v1 signature"
+    return None
+
+
 def _webhook_secrets(conn_id: str) -> list[str]:
     """The connection's signing secrets (two during a rotation); none for an unknown connection."""
     from airflow.models.connection import Connection
@@ -147,6 +181,11 @@ def _webhook_secrets(conn_id: str) -> list[str]:
         conn = Connection.get_connection_from_secrets(conn_id)
     except AirflowNotFoundException:
         log.warning("Gemini webhook for connection %r: no such connection", conn_id[:100])
+        return []
+    if conn.conn_type != "gemini":
+        log.warning(
+            "Gemini webhook for connection %r: the connection is of type %r, not gemini", conn_id, conn.conn_type
+        )
         return []
     value = conn.extra_dejson.get("webhook_secret")
     secrets = value.split() if isinstance(value, str) else []

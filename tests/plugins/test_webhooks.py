@@ -178,23 +178,28 @@ def test_a_ping_is_acknowledged_and_records_nothing(deliver: Deliver, asset_id: 
     [b"not json", b"[1, 2]", b'{"type": "batch.succeeded"}', b'{"type": "batch.succeeded", "data": {"id": 7}}'],
     ids=["not-json", "not-an-object", "no-data", "id-not-a-string"],
 )
-def test_a_verified_but_malformed_event_is_a_400_and_records_nothing(
-    deliver: Deliver, asset_id: int, body: bytes
+def test_a_verified_but_unreadable_event_is_acknowledged_and_records_nothing(
+    deliver: Deliver, asset_id: int, body: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = deliver(body)
+    """A resend cannot make a signed body readable, and a day of non-2xx answers disables the webhook."""
+    with caplog.at_level(logging.ERROR, logger="airflow_provider_gemini_batch.plugins.webhooks"):
+        response = deliver(body)
 
-    assert response.status_code == 400
+    assert response.status_code == 200
+    assert response.json()["status"] == "unreadable"
     assert recorded_extras(asset_id) == []
+    assert any(record.levelno == logging.ERROR for record in caplog.records), "an unreadable event is an error to see"
 
 
 @pytest.mark.parametrize("field", ["webhook_id", "batch"])
-def test_an_overlong_webhook_id_or_job_name_is_a_400(deliver: Deliver, asset_id: int, field: str) -> None:
+def test_an_overlong_webhook_id_or_job_name_is_acknowledged_unread(deliver: Deliver, asset_id: int, field: str) -> None:
     long = "x" * 300
     response = (
         deliver(completion_event(f"batches/{long}"), webhook_id="msg") if field == "batch" else deliver(webhook_id=long)
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 200
+    assert response.json()["status"] == "unreadable"
     assert recorded_extras(asset_id) == []
 
 
@@ -360,3 +365,48 @@ class TestNothingElseIsServed:
     @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/webhooks", "/", "/webhooks/a/b"])
     def test_other_paths(self, client: TestClient, path: str) -> None:
         assert client.get(f"/gemini-batch{path}").status_code == 404
+
+
+class TestRefusedBeforeTheConnectionIsLookedUp:
+    """An unsigned caller must not make the api-server query its secrets backends."""
+
+    @pytest.mark.parametrize(
+        ("timestamp", "signature"),
+        [("1", "v1,AAAA"), (str(int(time.time())), "no-version"), ("not-a-number", "v1,AAAA")],
+        ids=["stale-timestamp", "no-v1-signature", "bad-timestamp"],
+    )
+    def test_a_request_that_cannot_verify_never_reaches_the_lookup(
+        self, client: TestClient, caplog: pytest.LogCaptureFixture, timestamp: str, signature: str
+    ) -> None:
+        headers = {"webhook-id": "msg_x", "webhook-timestamp": timestamp, "webhook-signature": signature}
+        with caplog.at_level(logging.INFO):
+            response = client.post("/gemini-batch/webhooks/no_such_connection", content=b"{}", headers=headers)
+
+        assert response.status_code == 401
+        assert response.json()["detail"] == "webhook signature verification failed"
+        assert not any("no such connection" in record.getMessage() for record in caplog.records)
+
+    @pytest.mark.parametrize("conn_id", ["a b", "x" * 300, "..%2F"], ids=["space", "too-long", "odd"])
+    def test_a_conn_id_that_cannot_be_a_connection_id_is_refused_alike(
+        self, deliver: Deliver, asset_id: int, conn_id: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.INFO):
+            response = deliver(conn_id=conn_id)
+
+        assert response.status_code in (401, 404)
+        assert not any("no such connection" in record.getMessage() for record in caplog.records)
+        assert recorded_extras(asset_id) == []
+
+    def test_a_connection_of_another_type_is_refused_like_a_bad_signature(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, asset_id: int
+    ) -> None:
+        secret = new_secret()
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}", f'{{"conn_type": "http", "extra": {{"webhook_secret": "{secret}"}}}}'
+        )
+        body = completion_event()
+
+        response = client.post(URL, content=body, headers=signed_headers(body, secret))
+
+        assert response.status_code == 401
+        assert recorded_extras(asset_id) == []
