@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError, GeminiBatchNotFoundError
+from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBatchInputError, GeminiBatchNotFoundError
 from airflow_provider_gemini_batch.operators.batch import GeminiBatchBaseOperator
 from airflow_provider_gemini_batch.settings import WEBHOOK_BATCH_EVENTS
 
@@ -27,7 +27,9 @@ class GeminiCreateWebhookOperator(GeminiBatchBaseOperator):
     warning says so): ``GeminiBatchHook.rotate_webhook_signing_secret`` issues a new one.
 
     Re-runnable with ``webhook_id``: a webhook of that id that exists already is reused, and its
-    secret (issued by the run that created it) is left where that run stored it.
+    secret (issued by the run that created it) is left where that run stored it. When
+    ``secret_variable`` holds nothing (a create whose reply was lost and was resent found the webhook
+    made; or the Variable was deleted), the secret is rotated at once and the new one stored.
 
     :param uri: the absolute http(s) URL the service POSTs events to, e.g. the provider's receiver
         ``https://<airflow>/gemini-batch/webhooks/<conn id>`` (templated).
@@ -72,6 +74,18 @@ class GeminiCreateWebhookOperator(GeminiBatchBaseOperator):
             webhook_id=self.webhook_id,
         )
         secret = webhook.new_signing_secret
+        if secret is None and self.secret_variable and not self._stored(self.secret_variable):
+            # The webhook exists but no secret of it was kept: an earlier create whose reply was lost (and
+            # was resent), or a Variable deleted since. Its old secret is lost with it: replace it now.
+            self.log.warning(
+                "Webhook %s exists but Variable %s holds no secret of it: rotating its signing secret now "
+                "(the previous one is revoked at once)",
+                webhook.name,
+                self.secret_variable,
+            )
+            secret = self.hook.rotate_webhook_signing_secret(webhook.name, revoke_previous="immediately").secret
+            if secret is None:
+                raise GeminiBatchError(f"Rotating the signing secret of {webhook.name} returned no secret.")
         if secret is None:
             self.log.info(
                 "Reusing webhook %s: its signing secret was issued when it was first created%s; "
@@ -91,6 +105,12 @@ class GeminiCreateWebhookOperator(GeminiBatchBaseOperator):
                 webhook.name,
             )
         return webhook.summary()
+
+    @staticmethod
+    def _stored(variable: str) -> bool:
+        from airflow.sdk import Variable
+
+        return Variable.get(variable, default=None) is not None
 
     def _store(self, variable: str, webhook_name: str, secret: str) -> None:
         from airflow.providers.common.compat.sdk import mask_secret

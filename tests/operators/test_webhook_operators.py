@@ -148,6 +148,26 @@ def test_a_rerun_reuses_the_webhook_and_leaves_the_stored_secret(
     assert [webhook.name for webhook in GeminiBatchHook().list_webhooks()] == ["webhooks/again"]
 
 
+def test_a_reused_webhook_whose_secret_was_never_stored_gets_a_new_one_in_the_variable(
+    run_dag: RunDag, gemini_connection: EmulatorHandle
+) -> None:
+    """A create whose reply was lost and was resent finds the webhook made: its secret went with the reply."""
+    GeminiBatchHook().create_webhook(RECEIVER, webhook_id="lost")  # The secret of this reply is never kept.
+    operator = (
+        f"GeminiCreateWebhookOperator(task_id='create', uri={RECEIVER!r}, webhook_id='lost', "
+        "secret_variable='gemini_lost_secret')"
+    )
+    state, _, printed = run_dag("webhook_lost_secret", operator)
+    assert state == "success", printed[-3000:]
+    secret = _variable("gemini_lost_secret")
+    assert secret is not None, "the Variable the log names must hold a secret"
+    (current,) = GeminiBatchHook().get_webhook("webhooks/lost").signing_secrets  # The lost one is revoked.
+    start, _, end = (current.truncated_secret or "").partition("...")
+    assert secret.startswith(start)
+    assert secret.endswith(end)
+    assert secret not in _searched(printed)
+
+
 def test_without_a_variable_the_secret_is_discarded_loudly(run_dag: RunDag) -> None:
     operator = f"GeminiCreateWebhookOperator(task_id='create', uri={RECEIVER!r})"
     state, result, printed = run_dag("webhook_discard", operator)
