@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 #: How long a delivery's ``webhook:`` key is kept: the service retries a delivery for up to 24 h.
 #: Older keys are dropped; the job's ``handled:`` key still stops a late redelivery.
 WEBHOOK_KEY_RETENTION = timedelta(hours=48)
+#: How long a job's ``handled:`` key is kept. Past it the safety net's watermark (which trails the
+#: newest end time it saw by minutes) has long passed the job, so no path announces it again.
+HANDLED_KEY_RETENTION = timedelta(days=30)
 #: How many of the asset's newest events the pre-3.3 check reads.
 RECENT_EVENTS_CHECKED = 500
 
@@ -91,7 +94,7 @@ def _register(asset_model: Any, completed: CompletedBatch, session: Any) -> None
 
 def _record_with_state_store(conn_id: str, completed: CompletedBatch) -> Outcome:
     from airflow.utils.session import create_session
-    from sqlalchemy import delete, select
+    from sqlalchemy import and_, delete, or_, select
     from sqlalchemy.exc import IntegrityError
 
     store = _asset_state_store_model()
@@ -119,11 +122,19 @@ def _record_with_state_store(conn_id: str, completed: CompletedBatch) -> Outcome
         except IntegrityError:  # Another worker recorded the same delivery or job a moment ago.
             session.rollback()
             return Outcome.DUPLICATE
-        session.execute(
+        session.execute(  # Old marks, so that the table does not grow by a row per job forever.
             delete(store).where(
                 store.asset_id == asset_model.id,
-                store.key.startswith(_WEBHOOK_KEY_PREFIX, autoescape=True),
-                store.updated_at < now - WEBHOOK_KEY_RETENTION,
+                or_(
+                    and_(
+                        store.key.startswith(_WEBHOOK_KEY_PREFIX, autoescape=True),
+                        store.updated_at < now - WEBHOOK_KEY_RETENTION,
+                    ),
+                    and_(
+                        store.key.startswith(handled_key(""), autoescape=True),
+                        store.updated_at < now - HANDLED_KEY_RETENTION,
+                    ),
+                ),
             )
         )
         _register(asset_model, completed, session)

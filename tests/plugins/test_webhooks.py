@@ -130,6 +130,35 @@ def test_a_job_the_safety_net_already_announced_is_not_announced_again(deliver: 
     assert recorded_extras(asset_id) == []
 
 
+def test_recording_prunes_old_marks_and_keeps_recent_ones(deliver: Deliver, asset_id: int) -> None:
+    """One row per job would otherwise pile up in the state store forever."""
+    try:
+        from airflow.models.asset_state_store import AssetStateStoreModel
+    except ImportError:
+        pytest.skip("Airflow < 3.3 has no asset state store")
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    now = datetime.now(timezone.utc)
+    marks = {
+        "webhook:msg_old": now - timedelta(days=3),
+        "webhook:msg_recent": now - timedelta(hours=1),
+        handled_key("batches/old"): now - timedelta(days=40),
+        handled_key("batches/recent"): now - timedelta(days=1),
+    }
+    with create_session() as session:
+        for key, when in marks.items():
+            session.add(AssetStateStoreModel(asset_id=asset_id, key=key, value='"x"', updated_at=when))
+
+    assert deliver(completion_event("batches/new"), webhook_id="msg_new").json()["status"] == "recorded"
+
+    with create_session() as session:
+        keys = set(session.scalars(select(AssetStateStoreModel.key).where(AssetStateStoreModel.asset_id == asset_id)))
+    assert "webhook:msg_old" not in keys
+    assert handled_key("batches/old") not in keys
+    assert {"webhook:msg_recent", handled_key("batches/recent"), "webhook:msg_new", handled_key("batches/new")} <= keys
+
+
 def test_a_job_announced_by_a_trigger_event_is_not_announced_again(deliver: Deliver, asset_id: int) -> None:
     """An event the safety net emitted (wrapped by Airflow as ``from_trigger``) counts as an announcement."""
     from airflow.assets.manager import AssetManager
