@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -396,6 +396,18 @@ def pages(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
     while True:
         page = fetch(token)
         yield from page.items
+        token = page.next_page_token
+        if not token:
+            return
+
+
+async def apages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    """The async twin of :func:`pages`: every item of a listing, page after page."""
+    token: str | None = None
+    while True:
+        page = await fetch(token)
+        for item in page.items:
+            yield item
         token = page.next_page_token
         if not token:
             return

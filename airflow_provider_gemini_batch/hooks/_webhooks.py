@@ -17,7 +17,7 @@ from airflow_provider_gemini_batch.exceptions import (
 )
 from airflow_provider_gemini_batch.hooks import _endpoints
 from airflow_provider_gemini_batch.hooks._base import GeminiBaseHook
-from airflow_provider_gemini_batch.hooks._endpoints import RevokePrevious, pages
+from airflow_provider_gemini_batch.hooks._endpoints import RevokePrevious, apages, pages
 from airflow_provider_gemini_batch.models import RotatedSigningSecret, Webhook
 from airflow_provider_gemini_batch.settings import WEBHOOK_BATCH_EVENTS
 
@@ -147,11 +147,5 @@ class GeminiWebhooksHook(GeminiBaseHook):
     async def alist_webhooks(self, *, page_size: int | None = None) -> AsyncIterator[Webhook]:
         """Iterate over every webhook of the project, page after page."""
         client = await self.aclient()
-        token: str | None = None
-        while True:
-            page = await client.call(_endpoints.list_webhooks(page_size, token))
-            for item in page.items:
-                yield item
-            token = page.next_page_token
-            if not token:
-                return
+        async for webhook in apages(lambda token: client.call(_endpoints.list_webhooks(page_size, token))):
+            yield webhook

@@ -16,7 +16,7 @@ from airflow_provider_gemini_batch.exceptions import (
 from airflow_provider_gemini_batch.hooks import _endpoints
 from airflow_provider_gemini_batch.hooks._client import SyncClient, within
 from airflow_provider_gemini_batch.hooks._durable import DurableSubmit
-from airflow_provider_gemini_batch.hooks._endpoints import pages
+from airflow_provider_gemini_batch.hooks._endpoints import apages, pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
 from airflow_provider_gemini_batch.hooks._files import GeminiFilesHook
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
@@ -368,14 +368,8 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
     async def alist_batches(self, *, page_size: int | None = None) -> AsyncIterator[Batch]:
         """Iterate over every batch job, page after page."""
         client = await self.aclient()
-        token: str | None = None
-        while True:
-            page = await client.call(_endpoints.list_batches(page_size, token))
-            for batch in page.items:
-                yield batch
-            token = page.next_page_token
-            if not token:
-                return
+        async for batch in apages(lambda token: client.call(_endpoints.list_batches(page_size, token))):
+            yield batch
 
 
 def _observed(watch: BatchWatch, outcome: Batch | GeminiBatchError, log: Any) -> Decision:
