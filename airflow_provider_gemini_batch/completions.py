@@ -14,6 +14,11 @@ so jobs ending at the same instant are neither skipped nor announced twice. The 
 follows the newest end time seen, :data:`SETTLE` behind it: a job the list shows as finished a little
 after its end time (another job having finished meanwhile) is still announced, and the names to
 remember are only those of jobs that ended within that margin.
+
+A job that ended less than :data:`GRACE` before the walk started waits for the next look: its webhook
+is usually recorded within a second or two of its end, and announcing it at the same moment would make
+two runs for one job. It stays after the watermark (``GRACE`` is shorter than ``SETTLE``) and is not
+remembered, so the next look announces it unless the webhook did.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from typing import Any
 
 from airflow_provider_gemini_batch.models import Batch, BatchState
 
-__all__ = ["SETTLE", "TERMINAL_STATES", "Look", "Watermark", "look"]
+__all__ = ["GRACE", "SETTLE", "TERMINAL_STATES", "Look", "Watermark", "look"]
 
 #: How far the watermark trails the newest end time seen (see the module docstring).
 SETTLE = timedelta(minutes=2)
+#: How long after a job's end the safety net leaves it to its webhook (see the module docstring).
+GRACE = timedelta(seconds=10)
 
 #: Every final state of a job; what the safety net announces unless told otherwise.
 TERMINAL_STATES: frozenset[BatchState] = frozenset(
@@ -107,6 +114,7 @@ def look(
     now: datetime,
     first_seen: Mapping[str, datetime] | None = None,
     states: Collection[BatchState] = TERMINAL_STATES,
+    grace: timedelta = GRACE,
 ) -> Look:
     """Decide which of the listed ``batches`` to announce, and the next watermark.
 
@@ -116,6 +124,7 @@ def look(
         time of a job seen terminal for the first time without an end or update time.
     :param first_seen: the previous look's :attr:`Look.first_seen`.
     :param states: the final states to announce; jobs in other final states are remembered, not announced.
+    :param grace: how long after its end a job is left to its webhook before this look announces it.
     """
     seen_before = first_seen or {}
     listed = 0
@@ -131,14 +140,16 @@ def look(
         ended.append((moment, batch))
     ended.sort(key=lambda item: (item[0], item[1].name))
 
-    fresh = [
+    unannounced = [
         (moment, batch) for moment, batch in ended if moment >= watermark.time and batch.name not in watermark.names
     ]
+    fresh = [(moment, batch) for moment, batch in unannounced if moment <= now - grace]
+    held = {batch.name for moment, batch in unannounced if moment > now - grace}
     newest = max((moment for moment, _ in ended), default=watermark.time)
     # Never past the walk's start: a job listed still running on an early page can end before a job
     # a later page shows finished, and must stay after the watermark for the next look.
     next_time = max(watermark.time, min(newest, now) - SETTLE)
-    remembered = frozenset(batch.name for moment, batch in ended if moment >= next_time)
+    remembered = frozenset(batch.name for moment, batch in ended if moment >= next_time and batch.name not in held)
     return Look(
         announce=tuple(batch for _, batch in fresh if batch.state in states),
         watermark=Watermark(next_time, remembered),

@@ -20,7 +20,7 @@ import anyio
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_gemini_batch.assets import WATERMARK_KEY, CompletedBatch, gemini_batch_completed, handled_key
-from airflow_provider_gemini_batch.completions import TERMINAL_STATES, Watermark, look
+from airflow_provider_gemini_batch.completions import GRACE, TERMINAL_STATES, Watermark, look
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import Batch, BatchState
@@ -96,6 +96,8 @@ class GeminiBatchCompletedTrigger(BaseEventTrigger):
         all four).
     :param walk_timeout: seconds one walk may take, retries included (default: the poll interval, at
         least :data:`MIN_WALK_TIMEOUT`).
+    :param grace: seconds after a job's end during which it is left to its webhook (``completions.GRACE``,
+        10): announcing it at once would race the webhook and make two runs for one job.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class GeminiBatchCompletedTrigger(BaseEventTrigger):
         lookback: float | timedelta = DEFAULT_COMPLETION_LOOKBACK,
         states: Iterable[str | BatchState] | None = None,
         walk_timeout: float | None = None,
+        grace: float = GRACE.total_seconds(),
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.gemini_conn_id = gemini_conn_id
@@ -118,6 +121,7 @@ class GeminiBatchCompletedTrigger(BaseEventTrigger):
             )
         self.states = sorted(state.value for state in chosen)
         self.walk_timeout = float(walk_timeout) if walk_timeout is not None else None
+        self.grace = float(grace)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -128,6 +132,7 @@ class GeminiBatchCompletedTrigger(BaseEventTrigger):
                 "lookback": self.lookback,
                 "states": list(self.states),
                 "walk_timeout": self.walk_timeout,
+                "grace": self.grace,
             },
         )
 
@@ -157,6 +162,7 @@ class GeminiBatchCompletedTrigger(BaseEventTrigger):
             now=now,
             first_seen=memory.first_seen,
             states=frozenset(BatchState(state) for state in self.states),
+            grace=timedelta(seconds=self.grace),
         )
         handled = [batch.name for batch in decided.announce if await memory.is_handled(batch.name)]
         self.log.log(

@@ -8,7 +8,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -74,6 +74,7 @@ class Watcher:
 
 def watcher(store: Any = None, **kwargs: Any) -> Watcher:
     kwargs.setdefault("poll_interval", 0.05)
+    kwargs.setdefault("grace", 0.0)  # The emulator's jobs end the moment they are created.
     trigger = GeminiBatchCompletedTrigger(**kwargs)
     trigger.asset_state_store = store  # type: ignore[assignment]  # As the 3.3 triggerer sets it.
     return Watcher(trigger)
@@ -93,6 +94,7 @@ def test_serializes_primitives_only_stably_and_without_the_key(gemini_connection
             "BATCH_STATE_SUCCEEDED",
         ],
         "walk_timeout": None,
+        "grace": 10.0,
     }
     assert gemini_connection.api_key not in json.dumps(kwargs)
     again = GeminiBatchCompletedTrigger(
@@ -260,7 +262,8 @@ async def test_a_store_that_cannot_be_read_delays_the_look_without_stopping(gemi
 
 async def test_every_page_is_read_in_one_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     def job(name: str) -> dict[str, Any]:
-        metadata = {"name": name, "state": "BATCH_STATE_SUCCEEDED", "endTime": "2999-01-01T00:00:00Z"}
+        ended = (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat()  # Within the lookback.
+        metadata = {"name": name, "state": "BATCH_STATE_SUCCEEDED", "endTime": ended}
         return {"name": name, "metadata": metadata, "done": True}
 
     pages = {
