@@ -19,6 +19,14 @@ instead of a waiting task:
 4. ``gemini_batch_results_on_completion``, scheduled on that asset, downloads and loads the results of
    each job its triggering events name.
 
+Which webhook: this DAG names the receiver on the job itself (``webhook_uris``), which needs no set-up.
+How the live service signs a job's own deliveries is not confirmed (reports say with a JWT, which the
+receiver refuses with 401, visible in the api-server log); if yours are refused, register a project
+webhook once instead (a set-up DAG with ``GeminiCreateWebhookOperator(uri=..., webhook_id="airflow",
+secret_variable="gemini_webhook_secret")``, its secret copied to ``webhook_secret``) and drop
+``webhook_uris`` here: its deliveries are signed with that secret. Either way the safety net announces
+every job within its interval.
+
 Configuration (all optional):
 
 - connection ``gemini_default``: type ``gemini``, the API key in the password, and the webhook signing

@@ -43,6 +43,8 @@ from airflow_provider_gemini_batch.operators import GeminiDownloadResultsOperato
 from airflow_provider_gemini_batch.triggers import GeminiBatchCompletedTrigger
 
 CONN_ID = "gemini_default"
+# What gemini_batch_event_driven puts in its jobs' webhook_metadata; jobs without it are taken too.
+PIPELINE = "support-triage"
 AIRFLOW_HOME = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
 # How long a lost webhook may delay a load: one listing of the connection's jobs per interval.
 COMPLETION_POLL_INTERVAL = float(os.environ.get("GEMINI_COMPLETION_POLL_INTERVAL", "300"))
@@ -86,7 +88,8 @@ def gemini_batch_results_on_completion() -> None:
         jobs = completed_batches(events)
         for job in jobs:
             print(f"{job.batch} ended {job.state} (announced by {job.source}); metadata {job.user_metadata}")
-        return [job.batch for job in jobs if job.succeeded]
+        # The asset announces every job of the connection: leave other pipelines' jobs to their own DAGs.
+        return [job.batch for job in jobs if job.succeeded and job.user_metadata.get("pipeline", PIPELINE) == PIPELINE]
 
     downloads = GeminiDownloadResultsOperator.partial(
         task_id="download_results",
