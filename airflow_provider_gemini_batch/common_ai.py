@@ -307,7 +307,9 @@ class GeminiBatchAdapter(BatchAdapter):
             for result in results:
                 item = result_item(result)
                 if item is None:
-                    self.hook.log.warning("Batch %s: skipping a result with a key not made here: %r", batch.name, result)
+                    self.hook.log.warning(
+                        "Batch %s: skipping a result with a key not made here: %r", batch.name, result
+                    )
                     continue
                 yield item
         except GeminiBatchIncompleteResults as exc:

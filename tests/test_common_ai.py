@@ -30,9 +30,9 @@ if Version(airflow_version) < Version("3.1"):
         ),
     )
 
-from airflow.providers.common.ai.batch import dispatch  # noqa: E402 - after the skip above
+from airflow.providers.common.ai.batch import dispatch
 
-from airflow_provider_gemini_batch.common_ai import GeminiBatchAdapter, batch_state  # noqa: E402
+from airflow_provider_gemini_batch.common_ai import GeminiBatchAdapter, batch_state
 
 # Airflow 3.0's execution API warns about a constant newer Starlette deprecates (tests/example_dags).
 pytestmark = pytest.mark.filterwarnings("ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated")
@@ -89,7 +89,7 @@ def run_dag(
         for name, value in values.items():
             source = source.replace(name.upper(), repr(value))
         (dags / "llm_batch_dag.py").write_text(source)
-        bag = DagBag(str(dags), include_examples=False)
+        bag = DagBag(str(dags))
         assert not bag.import_errors, bag.import_errors
         (dag,) = bag.dags.values()
         return dag.test()
@@ -219,7 +219,10 @@ def test_structured_output_parses_into_the_pydantic_model(run_dag: RunDag, gemin
     assert landed["structured"] is True
     assert landed["counts"]["succeeded"] == 2
     parsed = [Echo.model_validate(row["output"]) for _, row in sorted(rows(landed).items())]
-    assert [echo.echo for echo in parsed] == [f"{ECHO_PREFIX}Classify: printer on fire", f"{ECHO_PREFIX}Classify: screen flickers"]
+    assert [echo.echo for echo in parsed] == [
+        f"{ECHO_PREFIX}Classify: printer on fire",
+        f"{ECHO_PREFIX}Classify: screen flickers",
+    ]
 
 
 def test_a_worker_crash_right_after_submit_ends_with_one_job(
@@ -258,7 +261,9 @@ def test_requests_are_checked_before_any_network_call(
 
     requests: Any = [{"prompt": "a"}, {"prompt": "b", "model": "openai:gpt-5"}]
     with pytest.raises(LLMBatchModelMismatchError, match="Request 1"):
-        adapter.validate_requests(requests, model="gemini-2.5-flash", output_spec=build_output_spec(str), idempotency_key="k" * 16)
+        adapter.validate_requests(
+            requests, model="gemini-2.5-flash", output_spec=build_output_spec(str), idempotency_key="k" * 16
+        )
     assert gemini_connection.control.requests() == []
 
 
@@ -267,7 +272,11 @@ def test_an_orphan_is_found_only_with_its_own_fingerprint(adapter: GeminiBatchAd
 
     spec = build_output_spec(str)
     submitted = adapter.submit(
-        [{"prompt": "a"}], model="gemini-2.5-flash", idempotency_key="0123456789abcdef", input_fingerprint="f" * 64, output_spec=spec
+        [{"prompt": "a"}],
+        model="gemini-2.5-flash",
+        idempotency_key="0123456789abcdef",
+        input_fingerprint="f" * 64,
+        output_spec=spec,
     )
     assert adapter.find_orphaned_batch("0123456789abcdef", "f" * 64, "2020-01-01T00:00:00+00:00") == submitted.batch_id
     assert adapter.find_orphaned_batch("0123456789abcdef", "e" * 64, "2020-01-01T00:00:00+00:00") is None

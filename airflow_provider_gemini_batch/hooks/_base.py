@@ -226,7 +226,5 @@ def _number(extra: Mapping[str, Any], key: str, default: float, source: str) -> 
     except (TypeError, ValueError):
         number = -1.0
     if number < 0:
-        raise GeminiBatchConfigError(
-            f"{source}: extra {key!r} must be a non-negative number, got {value!r}."
-        )
+        raise GeminiBatchConfigError(f"{source}: extra {key!r} must be a non-negative number, got {value!r}.")
     return number

@@ -251,7 +251,7 @@ class TestErrors:
         assert hook.get_batch("batches/b1").state is BatchState.RUNNING
         assert seen[0].headers["x-goog-api-key"] == FAKE_KEY
         assert str(seen[0].url) == f"{BASE_URL}/v1beta/batches/b1"
-        with pytest.raises(GeminiBatchConfigError, match="^The connection given has no API key"):
+        with pytest.raises(GeminiBatchConfigError, match=r"^The connection given has no API key"):
             GeminiBatchHook.for_api_key(None, BASE_URL, source="The connection given")
         with pytest.raises(GeminiBatchConfigError, match="has host 'ftp://x'"):
             GeminiBatchHook.for_api_key(FAKE_KEY, "ftp://x", source="The connection given")
