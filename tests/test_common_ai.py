@@ -315,3 +315,43 @@ def test_job_states_and_batch_stats_map_to_common_ai_states_and_counts(
     translated = batch_state(operation(state, **stats))
     assert (translated.status, dict(translated.counts or {})) == (status, counts)
     assert (translated.error_message is not None) is (status in ("failed", "expired", "cancelled"))
+
+
+def test_an_expired_job_lands_every_request_as_expired(run_dag: RunDag, gemini_connection: EmulatorHandle) -> None:
+    """An expired job has no results: common-ai counts its requests as expired from ``get_batch``'s counts."""
+    gemini_connection.control.configure(outcome="EXPIRED", outcome_message="The batch expired after 48 hours.")
+    dag_run = run_dag(OPERATOR, model_id=MODEL_ID, prompts=PROMPTS, deferrable=False)
+
+    assert dag_run.state == "success", states(dag_run)
+    landed = manifest(dag_run, "summarize")
+    assert landed["terminal_reason"] == "expired"
+    assert landed["counts"]["expired"] == the_only_job(gemini_connection).batch_stats.request_count == 3
+    # common-ai writes a row per request still ("missing": no result), and the manifest says why.
+    assert {row["status"] for row in rows(landed).values()} == {"missing"}
+
+
+def test_an_input_over_20_mb_is_uploaded_as_a_file_and_read_back(
+    adapter: GeminiBatchAdapter, gemini_connection: EmulatorHandle
+) -> None:
+    from airflow.providers.common.ai.batch.output_schema import build_output_spec
+
+    spec = build_output_spec(str)
+    prompts: Any = [{"prompt": f"q{index} " + "x" * 7_500_000} for index in range(3)]
+    adapter.validate_requests(prompts, model="gemini-2.5-flash", output_spec=spec, idempotency_key="0123456789abcdef")
+    assert gemini_connection.control.requests() == [], "validation sends nothing"
+    submitted = adapter.submit(
+        prompts,
+        model="gemini-2.5-flash",
+        idempotency_key="0123456789abcdef",
+        input_fingerprint="f" * 64,
+        output_spec=spec,
+    )
+
+    assert submitted.provider_input_ref is not None
+    assert submitted.provider_input_ref.startswith("files/")
+    assert any("/upload/" in call["path"] for call in gemini_connection.control.requests())
+    items = sorted(adapter.iter_results(submitted.batch_id), key=lambda item: item.index)
+    assert [(item.custom_id, item.provider_status) for item in items] == [
+        (f"0123456789abcdef-{index}", "success") for index in range(3)
+    ]
+    assert adapter.extract_output(items[0], spec).text == f"{ECHO_PREFIX}q0 " + "x" * 57
