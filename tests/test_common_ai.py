@@ -12,21 +12,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
-from airflow import __version__ as airflow_version
 from packaging.version import Version
 
 from airflow_provider_gemini_batch.emulator import ECHO_PREFIX, FAILURE_MARKER, EmulatorHandle
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import Batch
 
-if Version(airflow_version) < Version("3.1"):
-    # The Makefile does not install [common-ai] there: it could not be, see below.
+if Version(pydantic.VERSION) < Version("2.12"):
+    # The Makefile installs no [common-ai] beside Airflow 3.0 (pydantic pinned below 2.12): it could not be.
     pytest.importorskip(
         "airflow.providers.common.ai",
         reason=(
-            "apache-airflow-providers-common-ai 1.0 cannot be installed beside Airflow 3.0: it needs "
-            "pydantic-ai-slim, which needs pydantic>=2.12, and Airflow 3.0's execution API needs pydantic<2.12"
+            f"apache-airflow-providers-common-ai 1.0 cannot be installed with pydantic {pydantic.VERSION}: it "
+            "needs pydantic-ai-slim, which needs pydantic>=2.12, and Airflow 3.0's execution API needs <2.12"
         ),
     )
 
@@ -281,6 +281,18 @@ def test_an_orphan_is_found_only_with_its_own_fingerprint(adapter: GeminiBatchAd
     assert adapter.find_orphaned_batch("0123456789abcdef", "f" * 64, "2020-01-01T00:00:00+00:00") == submitted.batch_id
     assert adapter.find_orphaned_batch("0123456789abcdef", "e" * 64, "2020-01-01T00:00:00+00:00") is None
     assert adapter.find_orphaned_batch("0123456789abcdef", "f" * 64, "2999-01-01T00:00:00+00:00") is None
+
+
+def test_common_ais_own_pydanticai_connection_holding_a_gemini_key_works_too(
+    run_dag: RunDag, gemini_connection: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = {"conn_type": "pydanticai", "host": gemini_connection.base_url, "password": gemini_connection.api_key}
+    monkeypatch.setenv("AIRFLOW_CONN_PYDANTICAI_GEMINI", json.dumps(connection))
+    body = OPERATOR.replace('"gemini_default"', '"pydanticai_gemini"')
+    dag_run = run_dag(body, model_id=MODEL_ID, prompts=PROMPTS[:1], deferrable=False)
+
+    assert dag_run.state == "success", states(dag_run)
+    assert manifest(dag_run, "summarize")["batch_id"] == the_only_job(gemini_connection).name
 
 
 def test_the_adapter_is_registered_for_the_google_prefix_and_both_connection_types() -> None:
