@@ -79,7 +79,8 @@ def gemini_common_ai_batch() -> None:
         """Match every result row to its ticket and print it; return the manifest's counts."""
         tickets = read_tickets()
         with ObjectStoragePath(manifest["result_uri"]).open("r") as rows:
-            for line in rows:
+            # Line by line through readline: Airflow 3.0's wrapper around the file cannot be iterated.
+            for line in iter(rows.readline, ""):
                 row = json.loads(line)
                 ticket = tickets[row["index"]]["ticket_id"]
                 if row["status"] == "success":
