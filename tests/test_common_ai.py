@@ -21,12 +21,13 @@ from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.models import Batch
 
 if Version(pydantic.VERSION) < Version("2.12"):
-    # The Makefile installs no [common-ai] beside Airflow 3.0 (pydantic pinned below 2.12): it could not be.
+    # Airflow 3.0 runs with pydantic < 2.12 (the Makefile pins it: its execution API fails a task's
+    # Variable.set with 2.12+), where common-ai cannot be installed. Anywhere else a missing install fails.
     pytest.importorskip(
         "airflow.providers.common.ai",
         reason=(
-            f"apache-airflow-providers-common-ai 1.0 cannot be installed with pydantic {pydantic.VERSION}: it "
-            "needs pydantic-ai-slim, which needs pydantic>=2.12, and Airflow 3.0's execution API needs <2.12"
+            f"apache-airflow-providers-common-ai 1.0 cannot be installed with pydantic {pydantic.VERSION}: "
+            "it needs pydantic-ai-slim, which needs pydantic>=2.12 (Airflow 3.0 needs pydantic<2.12)"
         ),
     )
 

@@ -40,7 +40,7 @@ EXAMPLE_DAG_IDS = {
     "gemini_batch_results_on_completion",
     "gemini_common_ai_batch",
 }
-#: The common-ai example needs the [common-ai] extra, which cannot be installed beside Airflow 3.0
+#: The common-ai example needs the [common-ai] extra, which cannot be installed below pydantic 2.12
 #: (tests/test_common_ai.py says why): there its file fails to import, and only that one.
 COMMON_AI_INSTALLED = importlib.util.find_spec("airflow.providers.common.ai") is not None
 COMMON_AI_EXAMPLE = "gemini_common_ai_batch"
