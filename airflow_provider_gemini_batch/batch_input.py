@@ -25,6 +25,7 @@ from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError, trun
 from airflow_provider_gemini_batch.models import BatchKind
 
 __all__ = [
+    "FILE_LIMIT_BYTES",
     "INLINE_LIMIT_BYTES",
     "MAX_REPORTED_PROBLEMS",
     "InputSummary",
@@ -39,6 +40,8 @@ __all__ = [
 # The service rejects create bodies over 20,971,520 bytes ("Request payload size exceeds the limit",
 # docs/protocol.md "Limits"); keep a margin for the envelope (display name, extra batch fields).
 INLINE_LIMIT_BYTES = 20_971_520 - 64 * 1024
+#: The Files API takes input files of at most 2 GB (docs/protocol.md "Limits"): the largest job.
+FILE_LIMIT_BYTES = 2 * 1024**3
 
 MAX_REPORTED_PROBLEMS = 20
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
@@ -30,6 +30,8 @@ from airflow_provider_gemini_batch.settings import (
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
+
+H = TypeVar("H", bound="GeminiBaseHook")
 
 
 class GeminiBaseHook(BaseHook):
@@ -62,6 +64,25 @@ class GeminiBaseHook(BaseHook):
         # The async side is built inside the running event loop, so not as cached properties.
         self._async_settings: ClientSettings | None = None
         self._async_client: AsyncClient | None = None
+        self._given_settings: ClientSettings | None = None
+
+    @classmethod
+    def for_api_key(cls: type[H], api_key: str | None, base_url: str | None = None, *, source: str, **kwargs: Any) -> H:
+        """A hook that reads no connection: ``api_key`` and ``base_url`` as a ``gemini`` connection's password and host.
+
+        For callers handed credentials instead of a connection id (Airflow's common AI provider builds
+        its batch adapters from a connection's password and host alone); the extras take their defaults.
+        Nothing is sent until the first call.
+
+        :param source: where the credentials came from, for error messages: ``"connection 'x'"``.
+        :param kwargs: as the constructor's (``transport``, ...).
+        :raises GeminiBatchConfigError: no key, or a base URL that is not an http(s) URL.
+        """
+        hook = cls(**kwargs)
+        hook._given_settings = settings_from_fields(
+            source, password=api_key, host=base_url, retry_base_delay=hook._retry_base_delay
+        )
+        return hook
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -73,6 +94,8 @@ class GeminiBaseHook(BaseHook):
     @cached_property
     def settings(self) -> ClientSettings:
         """Client settings read from the connection (sync: workers)."""
+        if self._given_settings is not None:
+            return self._given_settings
         try:
             conn = self.get_connection(self.gemini_conn_id)
         except AirflowNotFoundException as exc:
@@ -81,6 +104,8 @@ class GeminiBaseHook(BaseHook):
 
     async def asettings(self) -> ClientSettings:
         """Client settings read from the connection without blocking the event loop (triggers)."""
+        if self._async_settings is None and self._given_settings is not None:
+            self._async_settings = self._given_settings
         if self._async_settings is None:
             try:
                 conn = await get_async_connection(self.gemini_conn_id, self)
@@ -136,43 +161,63 @@ def settings_from_connection(
     :param extra: the connection's extras, already parsed (the async path reads them without blocking).
     :raises GeminiBatchConfigError: no key, a host that is not an http(s) URL, or a bad number.
     """
-    api_key = (conn.password or "").strip()
+    return settings_from_fields(
+        f"Connection {conn.conn_id!r}",
+        password=conn.password,
+        host=conn.host,
+        schema=conn.schema,
+        port=conn.port,
+        extra=extra,
+        retry_base_delay=retry_base_delay,
+    )
+
+
+def settings_from_fields(
+    source: str,
+    *,
+    password: str | None,
+    host: str | None,
+    schema: str | None = None,
+    port: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+    retry_base_delay: float = DEFAULT_RETRY_BASE_DELAY,
+) -> ClientSettings:
+    """Build the settings from a connection's fields; ``source`` names them in messages (``Connection 'x'``)."""
+    extra = extra or {}
+    api_key = (password or "").strip()
     if not api_key:
-        raise GeminiBatchConfigError(
-            f"Connection {conn.conn_id!r} has no API key: put the Gemini API key in its password field."
-        )
+        raise GeminiBatchConfigError(f"{source} has no API key: put the Gemini API key in its password field.")
     # Airflow registers the password with the secret masker when it reads the connection (sync and
     # async alike). A second, synchronous registration here would block a trigger's event loop and
     # crashes triggers on Airflow 3.0 ("cannot use AsyncToSync in the same thread").
     return ClientSettings(
-        base_url=_base_url(conn),
+        base_url=_base_url(source, host, schema, port),
         api_key=api_key,
         api_version=str(extra.get("api_version") or DEFAULT_API_VERSION).strip("/"),
-        timeout=_number(extra, "timeout", DEFAULT_REQUEST_TIMEOUT, conn.conn_id),
+        timeout=_number(extra, "timeout", DEFAULT_REQUEST_TIMEOUT, source),
         retry=RetryPolicy(
-            max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, conn.conn_id)),
+            max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, source)),
             base_delay=retry_base_delay,
         ),
     )
 
 
-def _base_url(conn: Connection) -> str:
-    host = (conn.host or "").strip().rstrip("/")
+def _base_url(source: str, host: str | None, schema: str | None, port: int | None) -> str:
+    given = host
+    host = (host or "").strip().rstrip("/")
     if not host:
         return DEFAULT_BASE_URL
     if "://" not in host:
-        host = f"{conn.schema or 'https'}://{host}" if conn.schema in ("http", "https") else f"https://{host}"
-    if conn.port and host.count(":") < 2:
-        host = f"{host}:{conn.port}"
+        host = f"{schema or 'https'}://{host}" if schema in ("http", "https") else f"https://{host}"
+    if port and host.count(":") < 2:
+        host = f"{host}:{port}"
     parsed = httpx.URL(host)
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise GeminiBatchConfigError(
-            f"Connection {conn.conn_id!r} has host {conn.host!r}: use a base URL like {DEFAULT_BASE_URL}."
-        )
+        raise GeminiBatchConfigError(f"{source} has host {given!r}: use a base URL like {DEFAULT_BASE_URL}.")
     return host
 
 
-def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) -> float:
+def _number(extra: Mapping[str, Any], key: str, default: float, source: str) -> float:
     value = extra.get(key)
     if value in (None, ""):
         return default
@@ -181,7 +226,5 @@ def _number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) ->
     except (TypeError, ValueError):
         number = -1.0
     if number < 0:
-        raise GeminiBatchConfigError(
-            f"Connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}."
-        )
+        raise GeminiBatchConfigError(f"{source}: extra {key!r} must be a non-negative number, got {value!r}.")
     return number

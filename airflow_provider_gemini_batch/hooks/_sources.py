@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 
+from airflow_provider_gemini_batch.batch_input import FILE_LIMIT_BYTES
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.idempotency import key_marker
 from airflow_provider_gemini_batch.models import Batch
 
 # The Files API's documented limit on one input file (docs/protocol.md "Limits").
-MAX_UPLOAD_BYTES = 2 * 1024**3
+MAX_UPLOAD_BYTES = FILE_LIMIT_BYTES
 _SPOOL_CHUNK_BYTES = 8 * 1024 * 1024
 # zlib level 3: on the benchmark's results about 2.5x the speed of gzip's default level 6, for 8 % more bytes.
 _GZIP_LEVEL = 3

@@ -29,6 +29,7 @@ from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
 from .conftest import RunExampleDag
+from .test_example_dags import COMMON_AI_EXAMPLE, COMMON_AI_INSTALLED
 
 FAKE_KEY = "AIzaFAKE-scan-me-7f3a9c1b2d4e"
 # The event-driven DAG's job finishes while the others run; then the results DAG downloads it.
@@ -163,6 +164,9 @@ def test_the_key_appears_nowhere(
         "gemini_batch_results_on_completion", triggering_events=[(gemini_batch_completed(), announced)]
     )
     assert str(results_run.state) == "success"
+    if COMMON_AI_INSTALLED:  # common-ai polls every 30 s at least: its job is done at once.
+        gemini_connection.control.configure(pending_seconds=0, running_seconds=0)
+        assert str(run_example_dag(COMMON_AI_EXAMPLE).state) == "success"
     messages = list(failure_messages(gemini_connection.base_url, gemini_connection.control))
     # One Fernet key for both CLI calls, so the stored password is encrypted and readable back.
     cli_env = {**os.environ, "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}

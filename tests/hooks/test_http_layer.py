@@ -237,6 +237,25 @@ class TestErrors:
         with pytest.raises(GeminiBatchConfigError, match="no API key"):
             GeminiBatchHook("gemini_empty").get_batch("batches/b1")
 
+    def test_a_hook_from_credentials_reads_no_connection_and_checks_them_as_a_connection(self) -> None:
+        """common-ai hands its adapters a connection's password and host, not its id."""
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json=operation("batches/b1", "BATCH_STATE_RUNNING"))
+
+        hook = GeminiBatchHook.for_api_key(
+            FAKE_KEY, BASE_URL, source="The connection given", transport=httpx.MockTransport(handler)
+        )
+        assert hook.get_batch("batches/b1").state is BatchState.RUNNING
+        assert seen[0].headers["x-goog-api-key"] == FAKE_KEY
+        assert str(seen[0].url) == f"{BASE_URL}/v1beta/batches/b1"
+        with pytest.raises(GeminiBatchConfigError, match=r"^The connection given has no API key"):
+            GeminiBatchHook.for_api_key(None, BASE_URL, source="The connection given")
+        with pytest.raises(GeminiBatchConfigError, match="has host 'ftp://x'"):
+            GeminiBatchHook.for_api_key(FAKE_KEY, "ftp://x", source="The connection given")
+
 
 class TestCreateIsNeverResentBlindly:
     @pytest.mark.parametrize(
