@@ -27,7 +27,7 @@ endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: venv test lint typecheck pytest demo bench clean
+.PHONY: venv system-deps test lint typecheck pytest demo bench clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ $(STAMP): pyproject.toml Makefile
 	@rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# Debian packages some tests start (scripts/system-packages.txt); installs only what is missing.
+system-deps:
+	bash scripts/system-deps.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -46,7 +50,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv
+pytest: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
