@@ -146,12 +146,13 @@ class GeminiBatchAmbiguousCreateError(GeminiBatchError):
     (``list_batches``, by display name) before creating again.
     """
 
-    def __init__(self, model: str, display_name: str | None, cause: str) -> None:
+    def __init__(self, model: str, display_name: str | None, cause: str, *, message: str | None = None) -> None:
         self.model = model
         self.display_name = display_name
         named = f" with display name {display_name!r}" if display_name else ""
         super().__init__(
-            f"The create request for a batch on {model}{named} was sent, but its reply was lost ({cause}). "
+            message
+            or f"The create request for a batch on {model}{named} was sent, but its reply was lost ({cause}). "
             "A job may have been created and may be billing. It was NOT resent, to avoid a duplicate paid "
             "job: list batches and look for this display name before creating again."
         )
@@ -165,15 +166,15 @@ class GeminiBatchAmbiguousWebhookCreateError(GeminiBatchAmbiguousCreateError):
     """
 
     def __init__(self, uri: str, cause: str) -> None:
-        self.model = "webhooks"
-        self.display_name = None
         self.uri = uri
-        Exception.__init__(
-            self,
-            f"The create request for a webhook to {uri} was sent, but its reply was lost ({cause}). A webhook "
-            "may have been created; it was NOT resent, to avoid a second one. Look for it with list_webhooks "
-            "(by uri): rotate its signing secret (the one issued is lost with the reply) or delete it. Pass "
-            "webhook_id to make creates safe to retry.",
+        super().__init__(
+            "webhooks",
+            None,
+            cause,
+            message=f"The create request for a webhook to {uri} was sent, but its reply was lost ({cause}). A "
+            "webhook may have been created; it was NOT resent, to avoid a second one. Look for it with "
+            "list_webhooks (by uri): rotate its signing secret (the one issued is lost with the reply) or "
+            "delete it. Pass webhook_id to make creates safe to retry.",
         )
 
 

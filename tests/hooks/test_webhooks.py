@@ -16,6 +16,7 @@ import pytest
 
 from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchAmbiguousCreateError,
+    GeminiBatchAmbiguousWebhookCreateError,
     GeminiBatchInputError,
     GeminiBatchNotFoundError,
 )
@@ -144,10 +145,12 @@ class TestCreate:
         service = Service(error_reply(503, "UNAVAILABLE", "try later"))
         with pytest.raises(GeminiBatchAmbiguousCreateError, match="webhook") as raised:
             make_hook(service).create_webhook(URI)
+        assert isinstance(raised.value, GeminiBatchAmbiguousWebhookCreateError)
         assert len(service.seen) == 1, "a create without webhook_id may have landed: not resent"
         assert "batch on" not in str(raised.value), "the message speaks of a webhook, not a batch job"
         assert "HTTP 503" in str(raised.value)
         assert "list_webhooks" in str(raised.value)
+        assert (raised.value.uri, raised.value.model, raised.value.display_name) == (URI, "webhooks", None)
 
     def test_with_an_id_a_retry_that_finds_it_created_gets_it_without_a_secret(
         self, make_hook: MakeHook, logs: Logs
