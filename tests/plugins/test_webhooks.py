@@ -130,6 +130,49 @@ def test_a_job_the_safety_net_already_announced_is_not_announced_again(deliver: 
     assert recorded_extras(asset_id) == []
 
 
+def test_a_concurrent_recording_of_the_same_job_that_lands_first_makes_this_one_a_duplicate(
+    deliver: Deliver, asset_id: int
+) -> None:
+    """Two api-server workers both pass the "already recorded?" read; the table's key decides.
+
+    Between this delivery's read and its write, another connection (the other worker) commits the
+    job's mark. The write then collides on the primary key: the answer is "duplicate", and no event.
+    """
+    try:
+        from airflow.models.asset_state_store import AssetStateStoreModel
+    except ImportError:
+        pytest.skip("Airflow < 3.3 has no asset state store; there the check is best effort (docs/webhooks.md)")
+    from airflow import settings
+    from sqlalchemy import event, insert
+    from sqlalchemy.orm import Session
+
+    raced: list[str] = []
+
+    def the_other_worker_commits_first(session: Session, *_: Any) -> None:
+        pending = [row for row in session.new if isinstance(row, AssetStateStoreModel)]
+        if raced or not pending:
+            return
+        raced.append(pending[0].key)
+        with settings.engine.begin() as other_worker:
+            other_worker.execute(
+                insert(AssetStateStoreModel).values(
+                    asset_id=asset_id, key=handled_key("batches/raced"), value='"webhook"', last_updated_by_kind="api"
+                )
+            )
+
+    event.listen(Session, "before_flush", the_other_worker_commits_first)
+    try:
+        response = deliver(completion_event("batches/raced"), webhook_id="msg_second_worker")
+    finally:
+        event.remove(Session, "before_flush", the_other_worker_commits_first)
+
+    assert raced, "the race was staged: the other worker wrote between the read and the write"
+    assert response.status_code == 200
+    assert response.json()["status"] == "duplicate"
+    assert recorded_extras(asset_id) == []
+    assert queued_dags(asset_id) == []
+
+
 def test_recording_prunes_old_marks_and_keeps_recent_ones(deliver: Deliver, asset_id: int) -> None:
     """One row per job would otherwise pile up in the state store forever."""
     try:
