@@ -28,6 +28,7 @@ from airflow_provider_gemini_batch.emulator import EmulatorControl, EmulatorHand
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
+from ..secret_scan import searchable
 from .conftest import RunExampleDag
 from .test_example_dags import COMMON_AI_EXAMPLE, COMMON_AI_INSTALLED
 
@@ -96,21 +97,6 @@ def listing_without_airflows_own_password_columns(stdout: str) -> str:
     payload = next(line for line in stdout.splitlines() if line.startswith("[{"))
     entries = [{k: v for k, v in entry.items() if k not in ("password", "get_uri")} for entry in json.loads(payload)]
     return json.dumps(entries)
-
-
-def without_airflows_own_mask_requests(text: str) -> str:
-    """Captured output to search.
-
-    Airflow 3.0's in-process supervisor (``dag.test()``) logs at DEBUG the message a task sends to
-    register a secret with the masker, value included: ``MaskSecret(value=...)``. Airflow sends it
-    itself for every connection password it reads, whatever the provider. Airflow 3.3 omits the
-    body. On 3.0 only those DEBUG lines are dropped; every other line is still searched.
-    """
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
-
-    if AIRFLOW_V_3_3_PLUS:
-        return text
-    return "\n".join(line for line in text.splitlines() if "MaskSecret(value=" not in line)
 
 
 def failure_messages(base_url: str, control: EmulatorControl) -> Iterator[str]:
@@ -202,8 +188,8 @@ def test_the_key_appears_nowhere(
     assert len(messages) == 6
     assert FAKE_KEY not in listing_without_airflows_own_password_columns(listing.stdout)
     assert [m for m in messages if FAKE_KEY in m] == []
-    assert FAKE_KEY not in without_airflows_own_mask_requests(output.out)
-    assert FAKE_KEY not in without_airflows_own_mask_requests(output.err)
+    assert FAKE_KEY not in searchable(output.out)
+    assert FAKE_KEY not in searchable(output.err)
     assert log_folder_hits() == []
     assert metadata_db_hits() == [], "the connection table is encrypted; nothing else may hold the key"
 

@@ -18,6 +18,8 @@ import pytest
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
+from ..secret_scan import searchable
+
 RECEIVER = "http://127.0.0.1:9/gemini-batch/webhooks/gemini_default"
 
 DAG_FILE = """
@@ -82,22 +84,6 @@ def run_dag(
     return run
 
 
-def _searched(printed: str) -> str:
-    """What the task printed, to search for the secret.
-
-    Airflow 3.0's in-process supervisor (``dag.test()`` only) logs at DEBUG each message a task sends
-    it, value included: registering the secret with the masker (``MaskSecret(value=...)``) and
-    storing the Variable (``PutVariable(... value=...)``). Airflow 3.3 omits those bodies. On 3.0
-    only those DEBUG lines are dropped; every other line is searched.
-    """
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
-
-    if AIRFLOW_V_3_3_PLUS:
-        return printed
-    own = ("MaskSecret(value=", "PutVariable(key=")
-    return "\n".join(line for line in printed.splitlines() if not any(marker in line for marker in own))
-
-
 def _variable(key: str) -> str | None:
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
@@ -127,7 +113,7 @@ def test_the_secret_goes_to_the_variable_and_nowhere_else(run_dag: RunDag) -> No
     assert secret.startswith(start)
     assert secret.endswith(end), "the Variable holds the webhook's own secret"
     assert "gemini_webhook_secret" in printed
-    assert secret not in _searched(printed), "the secret is never printed"
+    assert secret not in searchable(printed), "the secret is never printed"
 
 
 def test_a_rerun_reuses_the_webhook_and_leaves_the_stored_secret(
@@ -165,7 +151,7 @@ def test_a_reused_webhook_whose_secret_was_never_stored_gets_a_new_one_in_the_va
     start, _, end = (current.truncated_secret or "").partition("...")
     assert secret.startswith(start)
     assert secret.endswith(end)
-    assert secret not in _searched(printed)
+    assert secret not in searchable(printed)
 
 
 def test_without_a_variable_the_secret_is_discarded_loudly(run_dag: RunDag) -> None:
