@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from airflow_provider_gemini_batch.links import job_page_path
 from airflow_provider_gemini_batch.models import Batch
 
 __all__ = ["Creator", "JobView", "Segment", "format_duration", "format_time"]
@@ -116,8 +117,8 @@ class JobView:
         return NO_VALUE
 
     def page_path(self, conn_id: str) -> str:
-        """The job's page, relative to the plugin's root."""
-        return f"/batches/{_segment(self.batch.id)}?conn_id={quote(conn_id, safe='')}"
+        """The job's page, relative to Airflow's root (where the operators' extra link points too)."""
+        return job_page_path(self.batch.name, conn_id)
 
 
 def format_time(moment: datetime | None) -> str:
