@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from airflow_provider_gemini_batch.idempotency import key_in_display_name, key_marker
 from airflow_provider_gemini_batch.links import job_page_path
 from airflow_provider_gemini_batch.models import Batch
 
@@ -65,7 +66,15 @@ class JobView:
 
     @property
     def title(self) -> str:
-        return self.batch.display_name or self.batch.id
+        """The display name without the durable key's ``(airflow:...)`` suffix (the key has a field of its own)."""
+        key = self.key
+        name = self.batch.display_name or ""
+        return (name.removesuffix(key_marker(key)).rstrip() if key else name) or self.batch.id
+
+    @property
+    def key(self) -> str | None:
+        """The durable key the submit operator put in the display name, if any."""
+        return key_in_display_name(self.batch.display_name)
 
     @property
     def state(self) -> str:

@@ -369,3 +369,19 @@ def test_a_user_who_may_not_read_dags_is_refused_as_by_airflows_dag_list(
         assert client.get(PAGE, headers=blind).status_code == 403
         assert client.get(f"{PAGE}/any-id", headers=blind).status_code == 403
         assert client.get(PAGE, headers=seeing).status_code == 200
+
+
+def test_a_durable_jobs_title_leaves_out_its_key_which_the_job_page_shows(
+    api_server: TestClient, viewer: dict[str, str], hook: GeminiBatchHook
+) -> None:
+    from airflow_provider_gemini_batch.idempotency import keyed_display_name
+
+    batch = hook.create_batch(MODEL, requests=requests("a"), display_name=keyed_display_name("nightly", "0" * 16, "x"))
+
+    row = rows(api_server.get(PAGE, headers=viewer).text)[batch.name]
+    job = api_server.get(f"{PAGE}/{batch.id}", headers=viewer).text
+
+    assert ">nightly</a>" in row
+    assert "airflow:" not in row.replace(batch.name, "")
+    assert "<title>nightly · Gemini Batches</title>" in job
+    assert "0" * 16 in job
