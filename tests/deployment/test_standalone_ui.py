@@ -7,6 +7,7 @@ requests succeeded. Beside it the test holds a second job RUNNING in the emulato
 - an unauthenticated request for the page is refused (401), and names no job;
 - the browser signs in through Airflow's own login page as a viewer and opens the page: the running
   job's progress bar, the finished job's counts (a screenshot is saved in ``tests/artifacts/``);
+  on Airflow 3.1+ also inside Airflow's UI, where its navigation entry shows it;
 - the browser opens the submit task in Airflow's UI and follows its "Gemini batch" extra link to the
   job's page, which names the DAG run and task that created the job;
 - no page carries the API key.
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from packaging.version import Version
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
@@ -51,6 +53,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 AIRFLOW_VERSION = importlib.metadata.version("apache-airflow")
+# Airflow 3.1 brought plugins' navigation entries (external views); 3.0 reaches the page by its URL.
+HAS_NAV_ENTRIES = Version("3.1") <= Version(AIRFLOW_VERSION)
 RUN_LIMIT_SECONDS = 90
 # Page loads and the sign-in, in milliseconds (Playwright's unit); the UI's first load is the slowest.
 BROWSER_TIMEOUT_MS = 30_000
@@ -114,6 +118,13 @@ def test_a_viewer_signs_in_and_sees_progress_counts_and_a_tasks_job(
             page.screenshot(path=str(screenshot), full_page=True)
             print(f"\nScreenshot of the Gemini Batches page: {screenshot}")
             listed = page.content()
+            if HAS_NAV_ENTRIES:  # Inside Airflow's UI, from its navigation entry (an iframe of the page).
+                page.goto(f"{standalone.api_url}/")
+                page.get_by_role("button", name="Browse").click()
+                page.get_by_role("menuitem", name="Gemini Batches").click()
+                page.wait_for_url(re.compile(r".*/plugin/gemini-batches$"))
+                page.frame_locator("iframe").locator(f'tr.job[data-batch="{finished}"]').wait_for()
+                page.screenshot(path=str(ARTIFACTS / f"gemini-batches-in-airflow-ui-{AIRFLOW_VERSION}.png"))
 
             job_page = _follow_the_extra_link(page, standalone, finished)
             assert "2 succeeded · 1 failed · 0 pending of 3" in job_page.locator(".counts").inner_text()
