@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+from contextlib import closing
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse
@@ -32,6 +33,9 @@ from airflow_provider_gemini_batch.settings import (
     BATCHES_PAGE_SCAN_LIMIT,
     PLUGIN_URL_PREFIX,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
 __all__ = ["refused_page", "router"]
 
@@ -67,7 +71,8 @@ def list_page(request: Request, conn_id: str = DEFAULT_CONN_ID, state: str = "")
         "error": None,
     }
     try:
-        batches = _recent(_hook(conn_id), wanted)
+        with closing(_hook(conn_id)) as hook:
+            batches = _recent(hook, wanted)
     except _PageError as error:
         context["error"] = error.message
         return _render(request, "batches.html", context, status_code=error.status_code)
@@ -82,7 +87,8 @@ def job_page(request: Request, batch_id: str, conn_id: str = DEFAULT_CONN_ID) ->
     name = f"batches/{batch_id}"
     context: dict[str, Any] = {"conn_id": conn_id, "name": name, "job": None, "error": None}
     try:
-        batch = _get(_hook(conn_id), name)
+        with closing(_hook(conn_id)) as hook:
+            batch = _get(hook, name)
     except _PageError as error:
         context["error"] = error.message
         return _render(request, "batch.html", context, status_code=error.status_code)
@@ -103,7 +109,7 @@ def refused_page(request: Request, refused: PageRefused) -> HTMLResponse:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _hook(conn_id: str) -> Any:
+def _hook(conn_id: str) -> GeminiBatchHook:
     from airflow.models.connection import Connection
     from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
@@ -118,7 +124,7 @@ def _hook(conn_id: str) -> Any:
     return GeminiBatchHook(gemini_conn_id=conn_id)
 
 
-def _recent(hook: Any, state: str) -> list[Batch]:
+def _recent(hook: GeminiBatchHook, state: str) -> list[Batch]:
     """Up to ``BATCHES_PAGE_JOBS`` newest jobs (in ``state`` if given), reading at most ``BATCHES_PAGE_SCAN_LIMIT``."""
     try:
         listed = itertools.islice(hook.list_batches(), BATCHES_PAGE_SCAN_LIMIT)
@@ -131,9 +137,9 @@ def _recent(hook: Any, state: str) -> list[Batch]:
     return sorted(batches, key=lambda batch: batch.create_time or oldest, reverse=True)
 
 
-def _get(hook: Any, name: str) -> Batch:
+def _get(hook: GeminiBatchHook, name: str) -> Batch:
     try:
-        batch: Batch = hook.get_batch(name)
+        batch = hook.get_batch(name)
     except GeminiBatchNotFoundError:
         raise _PageError(status.HTTP_404_NOT_FOUND, f"The Gemini API knows no job {name}.") from None
     except GeminiBatchError as error:
