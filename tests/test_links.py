@@ -74,6 +74,15 @@ def test_the_provider_registers_the_link() -> None:
     assert get_provider_info()["extra-links"] == ["airflow_provider_gemini_batch.links.GeminiBatchLink"]
 
 
+def test_under_a_base_path_the_link_points_under_it_and_escapes_its_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/airflow/")
+    operator = GeminiGetBatchOperator(task_id="get", batch_name="batches/abc123", gemini_conn_id="gemini prod&1")
+
+    link = GeminiBatchLink().get_link(operator, ti_key=None)
+
+    assert link == "/airflow/gemini-batch/batches/abc123?conn_id=gemini%20prod%261"
+
+
 @pytest.mark.slow
 def test_every_task_of_a_run_links_to_its_jobs_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gemini_connection: EmulatorHandle
