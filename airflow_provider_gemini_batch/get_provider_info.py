@@ -62,6 +62,7 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": {key.replace("_", "-"): value for key, value in CONNECTION_FORM.items()},
             }
         ],
+        "extra-links": ["airflow_provider_gemini_batch.links.GeminiBatchLink"],
         "config": CONFIG_SECTION,
         # No "plugins" entry: Airflow loads the plugin through the package's ``airflow.plugins`` entry point.
         # Listed here too, Airflow 3.1+ would load it a second time when [core] lazy_discover_providers is

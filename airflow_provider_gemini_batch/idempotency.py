@@ -19,6 +19,7 @@ The I/O (the store, the hook) belongs to the submit operator; nothing here does 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -33,6 +34,7 @@ __all__ = [
     "SubmitRecord",
     "choose_for_earlier_job",
     "idempotency_key",
+    "key_in_display_name",
     "key_marker",
     "keyed_display_name",
 ]
@@ -42,6 +44,7 @@ STORE_KEY = "gemini_batch_submit"
 #: Seconds, beyond the request timeout, that a create of unknown outcome may still land in.
 IN_FLIGHT_MARGIN = 30.0
 _KEY_MARKER = "airflow:"
+_KEY_IN_DISPLAY_NAME = re.compile(r"\(" + _KEY_MARKER + r"([0-9a-f]{16})\)$")
 
 EarlierJobChoice = Literal["reconnect", "done", "report", "resubmit"]
 
@@ -55,6 +58,12 @@ def idempotency_key(dag_id: str, task_id: str, run_id: str, map_index: int = -1)
 def key_marker(key: str) -> str:
     """The display-name suffix that carries ``key``."""
     return f"({_KEY_MARKER}{key})"
+
+
+def key_in_display_name(display_name: str | None) -> str | None:
+    """The key a display name made by :func:`keyed_display_name` carries, else ``None``."""
+    found = _KEY_IN_DISPLAY_NAME.search(display_name or "")
+    return found.group(1) if found else None
 
 
 def keyed_display_name(display_name: str | None, key: str, default: str) -> str:

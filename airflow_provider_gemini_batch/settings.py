@@ -48,6 +48,15 @@ WEBHOOK_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_COMPLETION_POLL_INTERVAL = 300.0
 #: How far back the safety net looks when it has no stored watermark (first start; Airflow < 3.3).
 DEFAULT_COMPLETION_LOOKBACK = timedelta(hours=1)
+#: Where the api-server mounts the provider's plugin app (plugins/app.py), and its "Gemini Batches" page.
+PLUGIN_URL_PREFIX = "/gemini-batch"
+BATCHES_PAGE_PATH = f"{PLUGIN_URL_PREFIX}/batches"
+#: Jobs the "Gemini Batches" page lists (the connection's most recent), and how many it reads at most
+#: looking for those in the state a filter asks for.
+BATCHES_PAGE_JOBS = 100
+BATCHES_PAGE_SCAN_LIMIT = 1000
+#: Seconds between reloads of a "Gemini Batches" page while a job on it is not finished.
+BATCHES_PAGE_REFRESH_SECONDS = 10
 
 SECTION = "gemini_batch"
 

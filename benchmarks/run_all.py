@@ -29,12 +29,13 @@ import bench_emulator
 import bench_input
 import bench_results
 import bench_triggers
+import bench_ui
 import bench_upload
 import bench_webhooks
 import bench_worker_slots
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
-ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks")
+ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks", "ui")
 #: Rows a quick run of every row leaves out: each takes longer than the whole smoke run may.
 NOT_IN_QUICK = ("webhooks",)
 
@@ -87,6 +88,13 @@ How each row is measured:
    the job's end varies; the rounds overlap. API calls per job = the emulator's request counts / jobs,
    counted when every end point is reached; status polls are the `GET batches/{id}` among them.
    Downloading results (the same in both modes) is not counted.
+8. **ui**: the "Gemini Batches" list page of a connection with 100 jobs in the emulator (its own
+   process; a third RUNNING, the rest SUCCEEDED or FAILED). A fresh interpreter builds Airflow's own
+   api-server app (`create_app`: auth manager, the provider's plugin, a SQLite metadata DB), serves it
+   with uvicorn on 127.0.0.1 and loads the page over HTTP with a viewer's token, 10 times after a
+   warm-up, one after another; each figure is the whole response, from the request to its last byte
+   (the token and DAG-read check, listing the jobs through the hook, the metadata DB lookups of their
+   creators and tokens, rendering). The target is judged on the slowest load.
 
 Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
 The machine is shared: other work runs on the same 2 cores (see the load average in the header),
@@ -120,6 +128,7 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
         "worker_slots": lambda: bench_worker_slots.measure(quick=quick, batch_minutes=batch_minutes),
         "emulator": lambda: bench_emulator.measure(quick=quick),
         "webhooks": lambda: bench_webhooks.measure(quick=quick),
+        "ui": lambda: bench_ui.measure(quick=quick),
     }
     results: dict[str, list[harness.Row]] = {}
     failures: dict[str, str] = {}

@@ -21,6 +21,7 @@ from airflow_provider_gemini_batch.idempotency import (
     idempotency_key,
     keyed_display_name,
 )
+from airflow_provider_gemini_batch.links import GeminiBatchLink
 from airflow_provider_gemini_batch.models import Batch
 from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle, wants_error_sample
 from airflow_provider_gemini_batch.settings import (
@@ -122,6 +123,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         FAILED, CANCELLED or EXPIRED (default). ``False`` reports that outcome again without paying.
     """
 
+    operator_extra_links = (GeminiBatchLink(),)
     template_fields: Sequence[str] = (
         "model",
         "requests",
@@ -317,6 +319,7 @@ class GeminiGetBatchOperator(GeminiBatchBaseOperator):
     :param batch_name: ``batches/...`` (templated; usually the submit task's XCom).
     """
 
+    operator_extra_links = (GeminiBatchLink(),)
     template_fields: Sequence[str] = ("batch_name", "gemini_conn_id")
 
     def __init__(self, *, batch_name: str, **kwargs: Any) -> None:
@@ -342,6 +345,7 @@ class GeminiCancelBatchOperator(GeminiBatchBaseOperator):
     :param timeout: longest wait in seconds (or timedelta).
     """
 
+    operator_extra_links = (GeminiBatchLink(),)
     template_fields: Sequence[str] = ("batch_name", "gemini_conn_id")
 
     def __init__(

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError, GeminiBatchPermissionError
+from airflow_provider_gemini_batch.links import GeminiBatchLink
 from airflow_provider_gemini_batch.operators.batch import GeminiBatchBaseOperator
 from airflow_provider_gemini_batch.storage import require_filesystem
 
@@ -120,6 +121,7 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
     :raises GeminiBatchIncompleteResults: results are missing after reading them again.
     """
 
+    operator_extra_links = (GeminiBatchLink(),)
     template_fields: Sequence[str] = ("batch_name", "destination", "expected_keys", "gemini_conn_id")
 
     def __init__(

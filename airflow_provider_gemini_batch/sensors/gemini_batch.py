@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.links import GeminiBatchLink
 from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle, wants_error_sample
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
@@ -44,6 +45,7 @@ class GeminiBatchSensor(BaseSensorOperator):
     :param max_failed_ratio: see ``GeminiSubmitBatchOperator``.
     """
 
+    operator_extra_links = (GeminiBatchLink(),)
     template_fields: Sequence[str] = ("batch_name", "gemini_conn_id")
     ui_color = "#e8f0fe"
 

@@ -78,6 +78,27 @@ class Deployment:
                 parts += [f"--- {log.relative_to(self.home)} (tail) ---", tail(log, 40)]
         return "\n".join(parts)
 
+    def api_headers(self) -> dict[str, str]:
+        """Headers for the REST API: none where every caller is an admin (the default), else the admin's token.
+
+        With ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False`` the simple auth manager writes the
+        users' passwords to ``AIRFLOW_HOME`` when the api-server starts; the admin's gets a token.
+        """
+        if self.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS") == "True":
+            return {}
+        response = httpx.post(
+            f"{self.api_url}/auth/token",
+            json={"username": "admin", "password": self.password("admin")},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def password(self, username: str) -> str:
+        """A simple auth manager user's generated password."""
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        return str(passwords[username])
+
     def assert_alive(self) -> None:
         """Fail at once when standalone itself has exited."""
         if self.process.poll() is not None:
@@ -340,12 +361,13 @@ def _wait_until_ready(deployment: Deployment) -> None:
     with httpx.Client(base_url=deployment.api_url, timeout=5) as api:
         while time.monotonic() < deadline:
             deployment.assert_alive()
-            with contextlib.suppress(httpx.TransportError, ValueError):
+            with contextlib.suppress(httpx.TransportError, httpx.HTTPStatusError, ValueError, OSError, KeyError):
                 health = api.get("/api/v2/monitor/health")
                 unhealthy = [name for name, part in health.json().items() if part.get("status") != "healthy"]
                 waiting_for = f"healthy components (not yet: {unhealthy})"
                 if health.status_code == 200 and not unhealthy:
-                    pending = [dag_id for dag_id in deployment.dag_ids if not _dag_active(api, dag_id)]
+                    headers = deployment.api_headers()
+                    pending = [dag_id for dag_id in deployment.dag_ids if not _dag_active(api, dag_id, headers)]
                     waiting_for = f"the DAGs {pending} to be parsed and unpaused"
                     if not pending:
                         return
@@ -356,8 +378,8 @@ def _wait_until_ready(deployment: Deployment) -> None:
     )
 
 
-def _dag_active(api: httpx.Client, dag_id: str) -> bool:
-    dag = api.get(f"/api/v2/dags/{dag_id}")
+def _dag_active(api: httpx.Client, dag_id: str, headers: dict[str, str]) -> bool:
+    dag = api.get(f"/api/v2/dags/{dag_id}", headers=headers)
     return dag.status_code == 200 and not dag.json()["is_paused"]
 
 

@@ -69,3 +69,17 @@ def test_the_api_server_serves_the_route_to_unauthenticated_callers(signing_secr
     assert delivered.json()["status"] == "recorded"
     assert unsigned.status_code == 401
     assert docs.status_code == 404
+
+
+def test_airflow_lists_the_page_as_a_navigation_entry_where_it_has_them() -> None:
+    from airflow import plugins_manager
+
+    plugins_manager.ensure_plugins_loaded()
+    info = {plugin["name"]: plugin for plugin in plugins_manager.get_plugin_info()}
+    if not hasattr(plugins_manager.AirflowPlugin, "external_views"):
+        pytest.skip("Airflow 3.0 has no external views: the page is reached by its URL")
+
+    (view,) = info["gemini_batch"]["external_views"]
+    assert view["name"] == "Gemini Batches"
+    assert view["href"] == "/gemini-batch/batches"
+    assert view["destination"] == "nav"
