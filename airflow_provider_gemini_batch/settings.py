@@ -37,6 +37,10 @@ DEFAULT_OUTAGE_LIMIT = 3600.0
 #: Seconds between polls while the cancel operator waits for a job to stop, and how long it waits.
 DEFAULT_CANCEL_POLL_INTERVAL = 10.0
 DEFAULT_CANCEL_WAIT_TIMEOUT = 600.0
+#: Seconds before a create refused for quota (429 RESOURCE_EXHAUSTED) is sent again when the service
+#: names no delay; doubled after each refusal, up to ``DEFAULT_QUOTA_MAX_DELAY`` (``quota.py``).
+DEFAULT_QUOTA_RETRY_DELAY = 30.0
+DEFAULT_QUOTA_MAX_DELAY = 600.0
 #: Polls in flight at once per triggerer, across every Gemini batch trigger it runs.
 DEFAULT_MAX_CONCURRENT_POLLS = 16
 

@@ -57,17 +57,22 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         input_file: str | None = None,
         display_name: str | None = None,
         extra_batch_fields: Mapping[str, Any] | None = None,
+        retry_quota: bool = True,
     ) -> Batch:
         """Create a ``generateContent`` batch from inline ``requests`` or an uploaded ``input_file``.
 
         Never resent when its outcome is unknown: a lost reply raises ``GeminiBatchAmbiguousCreateError``.
+        A 429 RESOURCE_EXHAUSTED (quota) made no job, so it is retried like any 429, unless ``retry_quota``
+        is False: then it is raised at once, for a caller that waits out quota elsewhere (``quota.py``).
 
         :param requests: dicts, each ``{"key": ..., "request": {...}}``, ``{"request": ..., "metadata": ...}``
             or a bare ``GenerateContentRequest``.
         :param input_file: a ``files/...`` name of an uploaded JSONL file.
         :param extra_batch_fields: other ``batch`` fields, e.g. ``{"priority": "1"}``, sent as given.
         """
-        return self._create(model, requests, input_file, display_name, extra_batch_fields, embeddings=False)
+        return self._create(
+            model, requests, input_file, display_name, extra_batch_fields, embeddings=False, retry_quota=retry_quota
+        )
 
     def create_embeddings_batch(
         self,
@@ -77,9 +82,12 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         input_file: str | None = None,
         display_name: str | None = None,
         extra_batch_fields: Mapping[str, Any] | None = None,
+        retry_quota: bool = True,
     ) -> Batch:
-        """Create an ``asyncBatchEmbedContent`` batch; requests are ``EmbedContentRequest`` bodies."""
-        return self._create(model, requests, input_file, display_name, extra_batch_fields, embeddings=True)
+        """Create an ``asyncBatchEmbedContent`` batch of ``EmbedContentRequest`` bodies; as ``create_batch``."""
+        return self._create(
+            model, requests, input_file, display_name, extra_batch_fields, embeddings=True, retry_quota=retry_quota
+        )
 
     def _create(
         self,
@@ -90,6 +98,7 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         extra_batch_fields: Mapping[str, Any] | None,
         *,
         embeddings: bool,
+        retry_quota: bool,
     ) -> Batch:
         call = _endpoints.create_batch(
             model,
@@ -98,6 +107,7 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
             display_name=display_name,
             embeddings=embeddings,
             extra_batch_fields=extra_batch_fields,
+            retry_quota=retry_quota,
         )
         try:
             batch = self.client.call(call)
