@@ -2,9 +2,9 @@
 
 A create answered 429 RESOURCE_EXHAUSTED (the enqueued-token limit of a model, or the
 concurrent-jobs limit of a project) made no job (``docs/protocol.md``, "Quota at create"), so sending
-it again later cannot pay twice. The submit operator waits between creates, deferred (a
-``DateTimeTrigger`` holds no worker slot) or, with ``deferrable=False``, in the worker; this module
-decides how long, the same way for both.
+it again later cannot pay twice. The submit operator waits between creates, deferred (on
+``triggers.quota.GeminiQuotaWaitTrigger``, holding no worker slot) or, with ``deferrable=False``, in
+the worker; this module decides how long, the same way for both.
 """
 
 from __future__ import annotations

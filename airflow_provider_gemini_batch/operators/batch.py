@@ -9,10 +9,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
 from airflow_provider_gemini_batch.batch_input import PreparedInput
 from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchError,
     GeminiBatchInputError,
     GeminiBatchNotFoundError,
     GeminiBatchRateLimitError,
@@ -35,6 +35,7 @@ from airflow_provider_gemini_batch.settings import (
 )
 from airflow_provider_gemini_batch.storage import require_filesystem
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
+from airflow_provider_gemini_batch.triggers.quota import GeminiQuotaWaitTrigger
 from airflow_provider_gemini_batch.watch import WaitOutcome
 
 if TYPE_CHECKING:
@@ -217,20 +218,14 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self._batch_fields = self._checked_batch_fields()  # Before anything is uploaded.
         return self._submit_and_wait(context, time.time() + self.wait_timeout, 0)
 
-    def execute_after_quota_wait(
-        self,
-        context: Context,
-        event: Any = None,
-        *,
-        quota_deadline: float,
-        attempt: int,
-        uploaded_input_file: str | None = None,
-    ) -> str:
+    def execute_after_quota_wait(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after waiting out quota in the triggerer: send the create again (``quota.py``)."""
+        if not isinstance(event, dict) or event.get("status") != "quota_wait_over":
+            raise GeminiBatchError(f"{self.task_id}: resumed after a quota wait with an unexpected event {event!r}")
         self._batch_fields = self._checked_batch_fields()
-        if uploaded_input_file:  # Uploaded before the refused create: not uploaded again.
-            self._prepared = PreparedInput(input_file=uploaded_input_file)
-        return self._submit_and_wait(context, quota_deadline, attempt)
+        if event.get("uploaded_input_file"):  # Uploaded before the refused create: not uploaded again.
+            self._prepared = PreparedInput(input_file=event["uploaded_input_file"])
+        return self._submit_and_wait(context, float(event["quota_deadline"]), int(event["attempt"]))
 
     def _submit_and_wait(self, context: Context, quota_deadline: float, attempt: int) -> str:
         while True:
@@ -242,10 +237,9 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
                 attempt += 1
             if self.deferrable:
                 uploaded = self._prepared.input_file if self._prepared is not None else None
+                state = {"quota_deadline": quota_deadline, "attempt": attempt, "uploaded_input_file": uploaded}
                 self.defer(
-                    trigger=DateTimeTrigger(moment=datetime.fromtimestamp(time.time() + delay, tz=timezone.utc)),
-                    method_name="execute_after_quota_wait",
-                    kwargs={"quota_deadline": quota_deadline, "attempt": attempt, "uploaded_input_file": uploaded},
+                    trigger=GeminiQuotaWaitTrigger(time.time() + delay, state), method_name="execute_after_quota_wait"
                 )
             time.sleep(delay)
         self._batch_name = batch.name

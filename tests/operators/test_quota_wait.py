@@ -71,8 +71,8 @@ def test_a_create_refused_for_quota_defers_and_creates_once_quota_frees(
         waiting.execute(ctx)
     assert control.created_count() == 1
     assert control.request_counts()[CREATE] == 2, "the 429 was not retried in the worker: it deferred at once"
-    assert type(deferred.value.trigger).__name__ == "DateTimeTrigger"
-    moment = deferred.value.trigger.moment.timestamp()
+    assert type(deferred.value.trigger).__name__ == "GeminiQuotaWaitTrigger"
+    moment = deferred.value.trigger.moment
     assert time.time() + 0.3 < moment < time.time() + 2, "the wait is the RetryInfo delay (0.5 s), jittered"
     captured = capsys.readouterr()
     logged = caplog.text + captured.out + captured.err  # stdlib logging and Airflow's structlog output
