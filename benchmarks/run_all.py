@@ -28,13 +28,14 @@ import _harness as harness
 import bench_emulator
 import bench_input
 import bench_results
+import bench_split
 import bench_triggers
 import bench_upload
 import bench_webhooks
 import bench_worker_slots
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
-ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks")
+ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks", "split")
 #: Rows a quick run of every row leaves out: each takes longer than the whole smoke run may.
 NOT_IN_QUICK = ("webhooks",)
 
@@ -87,6 +88,12 @@ How each row is measured:
    the job's end varies; the rounds overlap. API calls per job = the emulator's request counts / jobs,
    counted when every end point is reached; status polls are the `GET batches/{id}` among them.
    Downloading results (the same in both modes) is not counted.
+8. **split**: a 5 GB JSONL input of ~1 KB generation requests with unique keys, generated in a scratch
+   folder, goes through `GeminiBatchHook.split_input` with its default limits (shards of 2 GB minus
+   128 MiB), every line parsed, validated and its key checked across the input, in a fresh interpreter
+   (throughput = input bytes / wall time, peak RSS = the child's `ru_maxrss`). Ceiling: the same file
+   read line by line and the lines counted (best of a run before and one after the split); a chunked
+   newline count is in the note. The file is in the page cache throughout; everything is deleted after.
 
 Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
 The machine is shared: other work runs on the same 2 cores (see the load average in the header),
@@ -120,6 +127,7 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
         "worker_slots": lambda: bench_worker_slots.measure(quick=quick, batch_minutes=batch_minutes),
         "emulator": lambda: bench_emulator.measure(quick=quick),
         "webhooks": lambda: bench_webhooks.measure(quick=quick),
+        "split": lambda: bench_split.measure(quick=quick),
     }
     results: dict[str, list[harness.Row]] = {}
     failures: dict[str, str] = {}
