@@ -34,7 +34,7 @@ def _keys(location: Any) -> Iterator[str]:
     """The ``key`` of every non-blank line of a JSONL file (local path, URI or ``ObjectStoragePath``)."""
     storage_path = as_storage_path(location)
     with storage_path.open("rb") if storage_path is not None else open(location, "rb") as stream:
-        for line in stream:
+        for line in iter(stream.readline, b""):  # Airflow 3.0's object-storage files cannot be iterated.
             if line.strip():
                 key = pydantic_core.from_json(line).get("key")
                 if key is not None:

@@ -14,7 +14,7 @@ import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pydantic_core
 
@@ -56,8 +56,16 @@ def split_jsonl(
     return folder.publish()
 
 
+class _LineSource(Protocol):
+    """What the splitter reads: lines, and a way back to the start (for the second look at repeated keys)."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def seek(self, offset: int, /) -> int: ...
+
+
 def _write_shards(
-    stream: IO[bytes], name: str, folder: _Folder, limits: ShardLimits, kind: BatchKind | None, prefix: str
+    stream: _LineSource, name: str, folder: _Folder, limits: ShardLimits, kind: BatchKind | None, prefix: str
 ) -> None:
     checker = ItemChecker(name, "line", kind, track_keys=False)
     add_problem = checker.problems.add
@@ -100,7 +108,7 @@ def _write_shards(
         _report_repeated_keys(stream, name, kind, repeated)
 
 
-def _report_repeated_keys(stream: IO[bytes], name: str, kind: BatchKind | None, suspects: set[int]) -> None:
+def _report_repeated_keys(stream: _LineSource, name: str, kind: BatchKind | None, suspects: set[int]) -> None:
     """Read the input again, remembering only keys whose hash repeated, and name the lines that repeat them."""
     checker = ItemChecker(name, "line", kind)
     parse, hash_of = pydantic_core.from_json, KeyLedger.hash_of
@@ -116,13 +124,13 @@ def _report_repeated_keys(stream: IO[bytes], name: str, kind: BatchKind | None, 
 
 
 @contextmanager
-def _jsonl_source(source: Any, key_field: str, kind: BatchKind | None) -> Iterator[tuple[IO[bytes], str]]:
+def _jsonl_source(source: Any, key_field: str, kind: BatchKind | None) -> Iterator[tuple[_LineSource, str]]:
     """Open ``source`` as a seekable JSONL byte stream; records are validated into a temporary file first."""
     storage_path = as_storage_path(source)
     if storage_path is not None:
         with storage_path.open("rb") as stream:
             if stream.seekable():
-                yield stream, repr(storage_path.name)
+                yield _ReadlineStream(stream), repr(storage_path.name)
                 return
         with tempfile.TemporaryFile() as spool:
             with storage_path.open("rb") as stream:
@@ -145,6 +153,23 @@ def _jsonl_source(source: Any, key_field: str, kind: BatchKind | None) -> Iterat
         raise GeminiBatchInputError(
             f"Cannot split a {type(source).__name__}: pass a path, a URI, an ObjectStoragePath or a list of records."
         )
+
+
+class _ReadlineStream:
+    """An object-storage file iterated line by line through ``readline``.
+
+    Airflow 3.0's ``ObjectStoragePath`` wraps its files in an object that cannot be iterated
+    (``'LocalFileOpener' object is not subscriptable``); ``readline`` works on every fsspec file.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.stream.readline, b"")
+
+    def seek(self, offset: int) -> int:
+        return int(self.stream.seek(offset))
 
 
 class _Folder:

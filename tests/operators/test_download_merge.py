@@ -26,9 +26,12 @@ def _sharded_jobs(tmp_path: Path) -> tuple[list[str], list[str]]:
     return paths, names
 
 
-def _merge(names: list[Any], paths: list[str], destination: Path, **kwargs: Any) -> dict[str, Any]:
+def _merge(
+    names: list[Any], paths: list[str], destination: Path, *, destination_uri: bool = False, **kwargs: Any
+) -> dict[str, Any]:
+    where = f"file://{destination}" if destination_uri else str(destination)
     operator = GeminiDownloadResultsOperator(
-        task_id="merge", batch_name=names, input_paths=paths, destination=str(destination), **kwargs
+        task_id="merge", batch_name=names, input_paths=paths, destination=where, **kwargs
     )
     manifest, _ = run_task(operator)
     return manifest  # type: ignore[no-any-return]
@@ -96,3 +99,11 @@ def test_without_input_paths_each_shard_is_checked_against_its_request_count(
     manifest, _ = run_task(operator)
 
     assert (manifest["result_count"], manifest["expected_count"], manifest["missing_count"]) == (7, 7, 0)
+
+
+def test_object_storage_shards_and_destination(gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
+    paths, names = _sharded_jobs(tmp_path)
+
+    manifest = _merge(names, [f"file://{path}" for path in paths], tmp_path / "uri", destination_uri=True)
+
+    assert (manifest["result_count"], manifest["missing_count"], manifest["complete"]) == (7, 0, True)
