@@ -29,6 +29,7 @@ __all__ = [
     "INLINE_LIMIT_BYTES",
     "MAX_REPORTED_PROBLEMS",
     "InputSummary",
+    "ItemChecker",
     "PreparedInput",
     "inline_body_bytes",
     "inline_item",
@@ -90,18 +91,23 @@ class InputSummary:
     byte_count: int
 
 
-class _Checker:
+class ItemChecker:
     """Checks items one by one, remembering keys to find duplicates.
 
     :param kind: the job's kind, whose request shape every item must have; ``None`` when not known
         yet (a file uploaded for a later submit): either shape passes.
+    :param track_keys: find duplicate keys by remembering each key with its line; ``False`` leaves
+        that to the caller (the splitter keeps 8 bytes a key instead: ``sharding.KeyLedger``).
     """
 
-    def __init__(self, source: str, item_label: str, kind: BatchKind | None, shape_note: str = "") -> None:
+    def __init__(
+        self, source: str, item_label: str, kind: BatchKind | None, shape_note: str = "", *, track_keys: bool = True
+    ) -> None:
         self.problems = _Problems(source, f"Each {item_label} must be {_SHAPES[kind]}{shape_note}")
         self.item_label = item_label
         self.kind = kind
         self.first_seen: dict[str, int] = {}
+        self.track_keys = track_keys
 
     def check(self, item: Any, number: int) -> bool:
         label, add = self.item_label, self.problems.add
@@ -117,6 +123,8 @@ class _Checker:
                 f"'key' must be a string, got {truncate(repr(key), 60)}" if key else "missing or empty 'key'",
             )
             ok = False
+        elif not self.track_keys:
+            pass
         elif key in self.first_seen:
             add(label, number, f"duplicate key {key!r} (first on {label} {self.first_seen[key]})")
             ok = False
@@ -219,7 +227,7 @@ def validate_jsonl(lines: Iterable[bytes], source: str, *, kind: BatchKind | Non
     :param kind: the kind of job the lines are for (``"generate"`` or ``"embed"``); ``None`` when not
         known yet, and then either request shape passes.
     """
-    checker = _Checker(source, "line", kind)
+    checker = ItemChecker(source, "line", kind)
     parse = pydantic_core.from_json
     count = byte_count = 0
     for number, line in enumerate(lines, start=1):
@@ -258,7 +266,7 @@ def records_to_jsonl(
     :param kind: the kind of job the records are for (``"generate"`` or ``"embed"``); ``None`` when
         not known yet, and then either request shape passes.
     """
-    checker = _Checker(source, "record", kind, f", or flat: {key_field!r} beside the request's own fields")
+    checker = ItemChecker(source, "record", kind, f", or flat: {key_field!r} beside the request's own fields")
     to_json = pydantic_core.to_json  # Twice as fast as json.dumps; compact UTF-8 alike.
     count = byte_count = 0
     for number, record in enumerate(records, start=1):

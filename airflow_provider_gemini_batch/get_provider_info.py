@@ -44,6 +44,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_gemini_batch.triggers.gemini_batch",
                     "airflow_provider_gemini_batch.triggers.completions",
+                    "airflow_provider_gemini_batch.triggers.quota",
                 ],
             }
         ],

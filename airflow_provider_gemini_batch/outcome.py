@@ -70,6 +70,36 @@ class FailurePolicy:
         return None
 
 
+@dataclass(frozen=True)
+class MissingResultsPolicy:
+    """How many requests of a sharded input may end without a result (a shard's job failed, or its
+    results lack keys) before merging its results fails the task.
+
+    :param max_missing_results: most requests allowed without a result (default 0: every key accounted for).
+    :param max_missing_ratio: largest share allowed without a result (0.0 to 1.0); ``None`` for no limit by share.
+    """
+
+    max_missing_results: int | None = 0
+    max_missing_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_missing_results is not None and self.max_missing_results < 0:
+            raise ValueError(f"max_missing_results must be 0 or more, got {self.max_missing_results}.")
+        if self.max_missing_ratio is not None and not 0.0 <= self.max_missing_ratio <= 1.0:
+            raise ValueError(f"max_missing_ratio must be between 0.0 and 1.0, got {self.max_missing_ratio}.")
+
+    def violation(self, missing: int, expected: int) -> str | None:
+        """Say why ``missing`` of ``expected`` results is too many, or ``None`` when it is allowed."""
+        if not missing:
+            return None
+        what = f"{missing} of {expected} requests have no result, more than"
+        if self.max_missing_results is not None and missing > self.max_missing_results:
+            return f"{what} max_missing_results={self.max_missing_results}"
+        if self.max_missing_ratio is not None and expected and missing / expected > self.max_missing_ratio:
+            return f"{what} max_missing_ratio={self.max_missing_ratio}"
+        return None
+
+
 def wants_error_sample(outcome: WaitOutcome, policy: FailurePolicy) -> bool:
     """Whether ``settle`` will raise ``GeminiBatchPartialFailure``, so its message wants the first failures.
 

@@ -37,6 +37,13 @@ DEFAULT_OUTAGE_LIMIT = 3600.0
 #: Seconds between polls while the cancel operator waits for a job to stop, and how long it waits.
 DEFAULT_CANCEL_POLL_INTERVAL = 10.0
 DEFAULT_CANCEL_WAIT_TIMEOUT = 600.0
+#: Seconds before a create refused for quota (429 RESOURCE_EXHAUSTED) is sent again when the service
+#: names no delay; doubled after each refusal, up to ``DEFAULT_QUOTA_MAX_DELAY`` (``quota.py``).
+DEFAULT_QUOTA_RETRY_DELAY = 30.0
+DEFAULT_QUOTA_MAX_DELAY = 600.0
+#: Bytes per shard when an input is split (sharding.py): 128 MiB under the Files API's 2 GB per
+#: input file (docs/protocol.md "Limits"), for the upload's own framing and a little rounding.
+DEFAULT_SHARD_MAX_BYTES = 2 * 1024**3 - 128 * 1024**2
 #: Polls in flight at once per triggerer, across every Gemini batch trigger it runs.
 DEFAULT_MAX_CONCURRENT_POLLS = 16
 
@@ -79,6 +86,18 @@ CONFIG_SECTION: dict[str, Any] = {
                 "example": "32",
                 "default": str(DEFAULT_MAX_CONCURRENT_POLLS),
             },
+            "enqueued_token_limit": {
+                "description": (
+                    "The enqueued-token limit of the model your jobs use, on your project's tier (for example "
+                    "3000000 for Gemini 2.5 Flash on tier 1; see the Gemini API's rate limits page). "
+                    "GeminiSplitInputOperator keeps each shard's estimated input tokens under it unless the "
+                    "task passes max_tokens; a shard over it could never be created. Empty: no token limit."
+                ),
+                "version_added": "0.3.0",
+                "type": "integer",
+                "example": "3000000",
+                "default": "",
+            },
         },
     }
 }
@@ -90,6 +109,14 @@ def max_concurrent_polls() -> int:
 
     value = conf.getint(SECTION, "max_concurrent_polls", fallback=DEFAULT_MAX_CONCURRENT_POLLS)
     return max(1, value)
+
+
+def enqueued_token_limit() -> int | None:
+    """Read ``[gemini_batch] enqueued_token_limit``: ``None`` when unset or empty."""
+    from airflow.configuration import conf
+
+    value = conf.get(SECTION, "enqueued_token_limit", fallback="") or ""
+    return int(value) if value.strip() else None
 
 
 #: The extras of a ``gemini`` connection, as the connection form shows them.

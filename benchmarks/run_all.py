@@ -28,6 +28,7 @@ import _harness as harness
 import bench_emulator
 import bench_input
 import bench_results
+import bench_split
 import bench_triggers
 import bench_ui
 import bench_upload
@@ -35,7 +36,7 @@ import bench_webhooks
 import bench_worker_slots
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
-ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks", "ui")
+ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks", "ui", "split")
 #: Rows a quick run of every row leaves out: each takes longer than the whole smoke run may.
 NOT_IN_QUICK = ("webhooks",)
 
@@ -95,6 +96,12 @@ How each row is measured:
    warm-up, one after another; each figure is the whole response, from the request to its last byte
    (the token and DAG-read check, listing the jobs through the hook, the metadata DB lookups of their
    creators and tokens, rendering). The target is judged on the slowest load.
+9. **split**: a 5 GB JSONL input of ~1 KB generation requests with unique keys, generated in a scratch
+   folder, goes through `GeminiBatchHook.split_input` with its default limits (shards of 2 GB minus
+   128 MiB), every line parsed, validated and its key checked across the input, in a fresh interpreter
+   (throughput = input bytes / wall time, peak RSS = the child's `ru_maxrss`). Ceiling: the same file
+   read line by line and the lines counted (best of a run before and one after the split); a chunked
+   newline count is in the note. The file is in the page cache throughout; everything is deleted after.
 
 Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
 The machine is shared: other work runs on the same 2 cores (see the load average in the header),
@@ -129,6 +136,7 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
         "emulator": lambda: bench_emulator.measure(quick=quick),
         "webhooks": lambda: bench_webhooks.measure(quick=quick),
         "ui": lambda: bench_ui.measure(quick=quick),
+        "split": lambda: bench_split.measure(quick=quick),
     }
     results: dict[str, list[harness.Row]] = {}
     failures: dict[str, str] = {}

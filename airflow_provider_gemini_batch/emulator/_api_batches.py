@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from airflow_provider_gemini_batch.emulator._errors import ApiError, invalid_argument, model_not_found
 from airflow_provider_gemini_batch.emulator._jobs import Job, JobStore, render_operation
+from airflow_provider_gemini_batch.emulator._quota import admit, estimate_file_tokens, estimate_inline_tokens
 from airflow_provider_gemini_batch.emulator._requests import api_version, page_parameters, read_json
 from airflow_provider_gemini_batch.emulator._responses import BrokenReply, json_response
 from airflow_provider_gemini_batch.emulator._results import count_file_requests, count_inline_failures, settle
@@ -53,7 +54,7 @@ async def _create(request: Request, *, embedding: bool) -> Response:
     hold = state.faults.take("hold_create", request.method, request.url.path)
     if hold is None:
         job = await _new_job(state, batch, model=model, embedding=embedding)
-        state.jobs.add(job)
+        _add(state, job)
     else:
         # Made in a task of its own, so the job appears even if the client hung up (or this request
         # was cancelled) meanwhile: a timed-out create may have made a paid job (docs/protocol.md "Batches").
@@ -73,8 +74,19 @@ async def _held_job(state: EmulatorState, seconds: float, batch: dict[str, Any],
     if state.generation != generation:
         raise ApiError(503, "The emulator was reset while this create was held: no job was made.")
     job = await _new_job(state, batch, model=model, embedding=embedding)
-    state.jobs.add(job)
+    _add(state, job)
     return job
+
+
+def _add(state: EmulatorState, job: Job) -> None:
+    """Store ``job``, unless quota refuses it (429): then no job exists, and its input link goes."""
+    try:
+        admit(state.jobs, job)
+    except ApiError:
+        if job.input_path is not None:
+            job.input_path.unlink(missing_ok=True)
+        raise
+    state.jobs.add(job)
 
 
 async def _new_job(state: EmulatorState, batch: dict[str, Any], *, model: str, embedding: bool) -> Job:
@@ -100,12 +112,14 @@ async def _new_job(state: EmulatorState, batch: dict[str, Any], *, model: str, e
         job.inline_requests = _inline_items(items)
         job.request_count = len(job.inline_requests)
         job.failed_count = count_inline_failures(job.inline_requests, embedding=embedding)
+        job.estimated_tokens = estimate_inline_tokens(job.inline_requests)
     else:
         stored = state.files.get(str(file_name))
         stored.require_content()
         job.input_file_name = stored.name
         job.input_path = state.files.link_job_input(stored, batch_id)
         job.request_count, job.failed_count = await count_file_requests(job.input_path, embedding=embedding)
+        job.estimated_tokens = await estimate_file_tokens(job.input_path)
     return job
 
 

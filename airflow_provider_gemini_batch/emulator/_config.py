@@ -112,6 +112,14 @@ class EmulatorConfig:
     :param webhook_results_field: the ``data`` field naming a succeeded file job's results file,
         ``output_file_uri`` (default) or ``file_name``: the payload is not confirmed, so a receiver
         can be tested with both.
+    :param max_concurrent_jobs: how many jobs may be PENDING or RUNNING at once (the service allows
+        100 per project); a create over it is 429 RESOURCE_EXHAUSTED and makes no job. ``None``: no limit.
+    :param max_enqueued_tokens: how many input tokens the PENDING and RUNNING jobs of one model may
+        hold together (the service's per-model, per-tier limit); a create that would go over it is
+        429 RESOURCE_EXHAUSTED. Tokens are estimated as a quarter of each request's bytes, rounded
+        up (a file job: each input line, without its newline), as the provider's splitter estimates
+        them. ``None``: no limit.
+    :param quota_retry_seconds: the ``RetryInfo.retryDelay`` a 429 at create carries.
     """
 
     pending_seconds: float = 0.0
@@ -128,6 +136,9 @@ class EmulatorConfig:
     webhook_retry_seconds: float = 30.0
     webhook_attempt_timeout_seconds: float = 5.0
     webhook_results_field: str = "output_file_uri"
+    max_concurrent_jobs: int | None = None
+    max_enqueued_tokens: int | None = None
+    quota_retry_seconds: float = 5.0
 
     def merged(self, updates: dict[str, Any]) -> EmulatorConfig:
         """Return a copy with ``updates`` applied and validated.
@@ -171,6 +182,7 @@ class EmulatorConfig:
                     f"{setting} must be a tuple of 'models/...' or 'tunedModels/...' names, got {names!r}."
                 )
         self._validate_webhooks()
+        self._validate_quota()
         shared = sorted(set(self.generation_models) & set(self.embedding_models))
         if shared:
             raise ValueError(
@@ -191,6 +203,15 @@ class EmulatorConfig:
                 f"webhook_results_field must be one of {list(WEBHOOK_RESULTS_FIELDS)}, "
                 f"got {self.webhook_results_field!r}."
             )
+
+    def _validate_quota(self) -> None:
+        for name in ("max_concurrent_jobs", "max_enqueued_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1 or null (no limit), got {value!r}.")
+        delay = self.quota_retry_seconds
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"quota_retry_seconds must be a number >= 0, got {delay!r}.")
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as JSON primitives."""

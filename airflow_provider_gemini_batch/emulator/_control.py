@@ -70,6 +70,11 @@ class EmulatorControl:
         up that long after the first attempt), ``webhook_attempt_timeout_seconds`` and
         ``webhook_results_field`` (``output_file_uri`` or ``file_name``: the ``data`` field naming a
         succeeded file job's results file; it applies to jobs created afterwards).
+
+        Quota at create: ``max_concurrent_jobs`` (PENDING or RUNNING jobs at once) and
+        ``max_enqueued_tokens`` (estimated input tokens of one model's active jobs, a quarter of each
+        request's bytes); a create over either is 429 RESOURCE_EXHAUSTED carrying a ``RetryInfo`` of
+        ``quota_retry_seconds``. ``None`` turns a limit off (the default).
         """
         result: dict[str, Any] = self._call("POST", "/_emulator/config", settings)
         return result

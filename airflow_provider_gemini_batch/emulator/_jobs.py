@@ -52,6 +52,7 @@ class Job:
     failed_count: int
     display_name: str | None = None
     priority: int = 0
+    estimated_tokens: int = 0
     inline_requests: list[dict[str, Any]] | None = None
     input_file_name: str | None = None
     input_path: Path | None = None

@@ -31,6 +31,8 @@ class ApiCall(Generic[T]):
     :param description: names the operation in error messages ("get batch batches/abc").
     :param retry_safe: whether resending after a lost reply is harmless. False for batch creates:
         the same create sent twice makes two paid jobs (``docs/protocol.md``, "Creating is not idempotent").
+    :param retry_quota: whether a 429 is retried here. False for a create whose caller waits out
+        quota itself (the submit operator defers: ``docs/protocol.md``, "Quota at create").
     """
 
     method: str
@@ -42,6 +44,7 @@ class ApiCall(Generic[T]):
     params: Mapping[str, str | int] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     retry_safe: bool = True
+    retry_quota: bool = True
 
 
 def model_path(model: str) -> str:
@@ -358,6 +361,7 @@ def create_batch(
     display_name: str | None,
     embeddings: bool,
     extra_batch_fields: Mapping[str, Any] | None = None,
+    retry_quota: bool = True,
 ) -> ApiCall[Batch]:
     """Build a ``batchGenerateContent`` / ``asyncBatchEmbedContent`` create call.
 
@@ -387,6 +391,7 @@ def create_batch(
         f"create {'embeddings ' if embeddings else ''}batch on {path}",
         json={"batch": batch},
         retry_safe=False,
+        retry_quota=retry_quota,
     )
 
 

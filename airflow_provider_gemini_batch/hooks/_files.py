@@ -24,8 +24,11 @@ from airflow_provider_gemini_batch.hooks import _endpoints
 from airflow_provider_gemini_batch.hooks._base import GeminiBaseHook
 from airflow_provider_gemini_batch.hooks._endpoints import pages
 from airflow_provider_gemini_batch.hooks._sources import open_destination, open_source
+from airflow_provider_gemini_batch.hooks._split import split_jsonl
 from airflow_provider_gemini_batch.hooks._upload import DEFAULT_CHUNK_BYTES, ResumableUpload
 from airflow_provider_gemini_batch.models import BatchKind, GeminiFile
+from airflow_provider_gemini_batch.settings import DEFAULT_SHARD_MAX_BYTES
+from airflow_provider_gemini_batch.sharding import ShardLimits
 
 
 class GeminiFilesHook(GeminiBaseHook):
@@ -74,6 +77,42 @@ class GeminiFilesHook(GeminiBaseHook):
         with open_source(source) as (stream, _size, name):
             validate_jsonl(stream, repr(name), kind=kind)
         return self.upload_file(source, display_name=display_name)
+
+    def split_input(
+        self,
+        source: Any,
+        destination: Any,
+        *,
+        max_bytes: int = DEFAULT_SHARD_MAX_BYTES,
+        max_requests: int | None = None,
+        max_tokens: int | None = None,
+        key_field: str = "key",
+        kind: BatchKind | None = None,
+        prefix: str = "shard",
+    ) -> list[str]:
+        """Split a batch input into shard files under limits, each ready to submit as one job; no API call.
+
+        Lines are read, validated and written one at a time, so memory does not grow with the input
+        (duplicate keys are found with 8 bytes a key, ``sharding.KeyLedger``). Shards are named
+        ``<prefix>-00001.jsonl``, ... in ``destination`` and appear there only when the whole input
+        passed: a bad input publishes nothing.
+
+        :param source: a JSONL file (local path, URI, ``ObjectStoragePath``; any size), or records (dicts
+            ``{"key", "request"}``, or flat with ``key_field`` beside the request body).
+        :param destination: the folder for the shards (local path, URI, ``ObjectStoragePath``); made if missing.
+        :param max_bytes: bytes per shard (default: 128 MiB under the Files API's 2 GB).
+        :param max_requests: requests per shard (default: no limit).
+        :param max_tokens: estimated input tokens per shard (``sharding.estimate_tokens``: bytes / 4);
+            keep it under the model's enqueued-token limit (default: no limit).
+        :param kind: ``"generate"`` or ``"embed"``: the request shape every line must have (``None``: either).
+        :return: the shard paths, in input order (URIs for object storage).
+        :raises GeminiBatchInputError: naming every bad line and every line no shard can hold, and keys
+            repeated anywhere in the input; nothing is published then.
+        """
+        limits = ShardLimits(max_bytes, max_requests, max_tokens)
+        paths = split_jsonl(source, destination, limits, kind=kind, key_field=key_field, prefix=prefix)
+        self.log.info("Split the input into %d shard(s) in %s", len(paths), destination)
+        return paths
 
     def upload_records(
         self,

@@ -49,7 +49,7 @@ class RetryPolicy:
 
     def on_status(self, error: GeminiBatchAPIError, attempt: int, call: ApiCall[Any]) -> float:
         """Return the delay before retrying after an error reply, or raise when retrying is wrong."""
-        if error.http_status not in RETRYABLE_STATUS:
+        if error.http_status not in RETRYABLE_STATUS or (error.http_status == 429 and not call.retry_quota):
             raise error
         if not call.retry_safe and error.http_status not in CREATE_SAFE_STATUS:
             # A 408/5xx to a create may come after the job was made: its outcome is unknown.

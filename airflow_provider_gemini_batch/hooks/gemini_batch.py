@@ -19,10 +19,12 @@ from airflow_provider_gemini_batch.hooks._durable import DurableSubmit
 from airflow_provider_gemini_batch.hooks._endpoints import apages, pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
 from airflow_provider_gemini_batch.hooks._files import GeminiFilesHook
+from airflow_provider_gemini_batch.hooks._merge import ResultsSetWriter
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
 from airflow_provider_gemini_batch.hooks._webhooks import GeminiWebhooksHook
 from airflow_provider_gemini_batch.idempotency import StateStore, key_marker
 from airflow_provider_gemini_batch.models import Batch, BatchResult
+from airflow_provider_gemini_batch.outcome import MissingResultsPolicy
 from airflow_provider_gemini_batch.settings import DEFAULT_OUTAGE_LIMIT, DEFAULT_POLL_INTERVAL
 from airflow_provider_gemini_batch.watch import BatchWatch, Decision, Finish, WaitOutcome
 
@@ -57,17 +59,22 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         input_file: str | None = None,
         display_name: str | None = None,
         extra_batch_fields: Mapping[str, Any] | None = None,
+        retry_quota: bool = True,
     ) -> Batch:
         """Create a ``generateContent`` batch from inline ``requests`` or an uploaded ``input_file``.
 
         Never resent when its outcome is unknown: a lost reply raises ``GeminiBatchAmbiguousCreateError``.
+        A 429 RESOURCE_EXHAUSTED (quota) made no job, so it is retried like any 429, unless ``retry_quota``
+        is False: then it is raised at once, for a caller that waits out quota elsewhere (``quota.py``).
 
         :param requests: dicts, each ``{"key": ..., "request": {...}}``, ``{"request": ..., "metadata": ...}``
             or a bare ``GenerateContentRequest``.
         :param input_file: a ``files/...`` name of an uploaded JSONL file.
         :param extra_batch_fields: other ``batch`` fields, e.g. ``{"priority": "1"}``, sent as given.
         """
-        return self._create(model, requests, input_file, display_name, extra_batch_fields, embeddings=False)
+        return self._create(
+            model, requests, input_file, display_name, extra_batch_fields, embeddings=False, retry_quota=retry_quota
+        )
 
     def create_embeddings_batch(
         self,
@@ -77,9 +84,12 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         input_file: str | None = None,
         display_name: str | None = None,
         extra_batch_fields: Mapping[str, Any] | None = None,
+        retry_quota: bool = True,
     ) -> Batch:
-        """Create an ``asyncBatchEmbedContent`` batch; requests are ``EmbedContentRequest`` bodies."""
-        return self._create(model, requests, input_file, display_name, extra_batch_fields, embeddings=True)
+        """Create an ``asyncBatchEmbedContent`` batch of ``EmbedContentRequest`` bodies; as ``create_batch``."""
+        return self._create(
+            model, requests, input_file, display_name, extra_batch_fields, embeddings=True, retry_quota=retry_quota
+        )
 
     def _create(
         self,
@@ -90,6 +100,7 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         extra_batch_fields: Mapping[str, Any] | None,
         *,
         embeddings: bool,
+        retry_quota: bool,
     ) -> Batch:
         call = _endpoints.create_batch(
             model,
@@ -98,6 +109,7 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
             display_name=display_name,
             embeddings=embeddings,
             extra_batch_fields=extra_batch_fields,
+            retry_quota=retry_quota,
         )
         try:
             batch = self.client.call(call)
@@ -341,6 +353,33 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
         reader = ResultsReader(self.client, self.log)
         return reader.write(batch, destination, expected_keys, skip_if_complete=skip_if_complete)
+
+    def write_results_set(
+        self,
+        batch_names: Sequence[str | None],
+        destination: Any,
+        *,
+        input_paths: Sequence[Any] | None = None,
+        policy: MissingResultsPolicy | None = None,
+        skip_if_complete: bool = True,
+    ) -> dict[str, Any]:
+        """Write the results of a sharded input's jobs into one folder: a file per shard, and ``manifest.json``.
+
+        Each job's results are written as ``write_results`` writes them (the same file names, so a
+        second run skips complete shards). A job that did not succeed, or whose results stay
+        incomplete, or a ``None`` name, writes nothing: its requests count as missing. With
+        ``input_paths`` (the split's shards), every input key is accounted for across the shards and
+        the missing ones are listed. The manifest (returned, and written to ``manifest.json``) has the
+        totals, each shard's counts, ``missing_keys`` and ``complete``.
+
+        :param batch_names: the jobs, in shard order (a mapped submit task's XCom).
+        :param input_paths: the shards' input files, to account for every key (held in memory while merging).
+        :param policy: how many requests may lack a result (default: none may).
+        :raises GeminiBatchIncompleteResults: more results are missing than ``policy`` allows (the
+            manifest is written first, listing them).
+        """
+        writer = ResultsSetWriter(self, policy or MissingResultsPolicy())
+        return writer.write(list(batch_names), destination, input_paths=input_paths, skip_if_complete=skip_if_complete)
 
     @staticmethod
     def expected_result_count(batch: Batch, expected_keys: Collection[str | None] | None = None) -> int | None:

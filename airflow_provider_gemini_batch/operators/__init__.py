@@ -13,6 +13,7 @@ from airflow_provider_gemini_batch.operators.batch import (
 from airflow_provider_gemini_batch.operators.files import (
     GeminiDeleteFileOperator,
     GeminiDownloadResultsOperator,
+    GeminiSplitInputOperator,
     GeminiUploadFileOperator,
 )
 from airflow_provider_gemini_batch.operators.webhooks import GeminiCreateWebhookOperator, GeminiDeleteWebhookOperator
@@ -26,6 +27,7 @@ __all__ = [
     "GeminiDeleteWebhookOperator",
     "GeminiDownloadResultsOperator",
     "GeminiGetBatchOperator",
+    "GeminiSplitInputOperator",
     "GeminiSubmitBatchOperator",
     "GeminiSubmitEmbeddingsBatchOperator",
     "GeminiUploadFileOperator",

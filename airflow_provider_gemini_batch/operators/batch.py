@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -12,8 +12,10 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_gemini_batch.batch_input import PreparedInput
 from airflow_provider_gemini_batch.exceptions import (
+    GeminiBatchError,
     GeminiBatchInputError,
     GeminiBatchNotFoundError,
+    GeminiBatchRateLimitError,
     GeminiBatchTimeout,
 )
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
@@ -24,6 +26,7 @@ from airflow_provider_gemini_batch.idempotency import (
 from airflow_provider_gemini_batch.links import GeminiBatchLink
 from airflow_provider_gemini_batch.models import Batch
 from airflow_provider_gemini_batch.outcome import ExitActions, FailurePolicy, settle, wants_error_sample
+from airflow_provider_gemini_batch.quota import quota_wait_seconds
 from airflow_provider_gemini_batch.settings import (
     DEFAULT_CANCEL_POLL_INTERVAL,
     DEFAULT_CANCEL_WAIT_TIMEOUT,
@@ -33,6 +36,7 @@ from airflow_provider_gemini_batch.settings import (
 )
 from airflow_provider_gemini_batch.storage import require_filesystem
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
+from airflow_provider_gemini_batch.triggers.quota import GeminiQuotaWaitTrigger
 from airflow_provider_gemini_batch.watch import WaitOutcome
 
 if TYPE_CHECKING:
@@ -82,6 +86,13 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     fresh job for one that ended FAILED, CANCELLED or EXPIRED; a create whose outcome is unknown is
     looked up by key, never blindly sent again (see ``airflow_provider_gemini_batch.idempotency``).
 
+    Quota: a create refused 429 RESOURCE_EXHAUSTED (the model's enqueued-token limit, the project's
+    concurrent-jobs limit) made no job, so the task waits and sends it again: deferred, holding no
+    worker slot (in the worker with ``deferrable=False``), for the service's ``RetryInfo`` delay (else a
+    backoff from 30 s, doubling, up to 10 minutes), until ``timeout`` after the first create. An input
+    uploaded for the create is kept and reused. Mapped over shards
+    (``.partial(...).expand(input_path=...)``), shards past the quota wait their turn this way.
+
     :param model: e.g. ``gemini-2.5-flash`` (``models/`` is added).
     :param requests: inline requests: ``{"key", "request"}`` dicts, or flat records holding
         ``key_field`` plus the request body. Usually an upstream task's XCom.
@@ -94,7 +105,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         says: a job can run for a day, and a worker-side wait holds a slot all that time).
         ``False`` polls from the worker, with the same outcomes.
     :param poll_interval: seconds between status checks.
-    :param timeout: wall-clock limit on the wait (seconds or timedelta, default 48 h).
+    :param timeout: wall-clock limit on the wait for the job (seconds or timedelta, default 48 h), and,
+        separately, on waiting out quota before the job is created.
     :param outage_limit: how long the wait rides out an unreachable service (seconds or timedelta,
         default 1 h); then the task fails and the job is left running, for a retry to reconnect to.
     :param cancel_on_kill: cancel the job when the task is killed (worker-side wait) or, on Airflow
@@ -202,10 +214,36 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.resubmit_on_failure = resubmit_on_failure
         self._batch_name: str | None = None
         self._batch_fields: dict[str, Any] | None = None
+        self._prepared: PreparedInput | None = None
 
     def execute(self, context: Context) -> str:
         self._batch_fields = self._checked_batch_fields()  # Before anything is uploaded.
-        batch = self._submit_durably(context) if self.durable else self._create_once(context)
+        return self._submit_and_wait(context, time.time() + self.wait_timeout, 0)
+
+    def execute_after_quota_wait(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after waiting out quota in the triggerer: send the create again (``quota.py``)."""
+        if not isinstance(event, dict) or event.get("status") != "quota_wait_over":
+            raise GeminiBatchError(f"{self.task_id}: resumed after a quota wait with an unexpected event {event!r}")
+        self._batch_fields = self._checked_batch_fields()
+        if event.get("uploaded_input_file"):  # Uploaded before the refused create: not uploaded again.
+            self._prepared = PreparedInput(input_file=event["uploaded_input_file"])
+        return self._submit_and_wait(context, float(event["quota_deadline"]), int(event["attempt"]))
+
+    def _submit_and_wait(self, context: Context, quota_deadline: float, attempt: int) -> str:
+        while True:
+            try:
+                batch = self._submit_durably(context) if self.durable else self._create_once(context)
+                break
+            except GeminiBatchRateLimitError as error:
+                delay = self._quota_wait(error, quota_deadline, attempt)
+                attempt += 1
+            if self.deferrable:
+                uploaded = self._prepared.input_file if self._prepared is not None else None
+                state = {"quota_deadline": quota_deadline, "attempt": attempt, "uploaded_input_file": uploaded}
+                self.defer(
+                    trigger=GeminiQuotaWaitTrigger(time.time() + delay, state), method_name="execute_after_quota_wait"
+                )
+            time.sleep(delay)
         self._batch_name = batch.name
         context["ti"].xcom_push(key="batch_name", value=batch.name)
         if batch.input_file:  # Uploaded here from input_path or oversized inline requests: cleanup needs it.
@@ -251,6 +289,31 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
 
     # -- submitting ------------------------------------------------------------------------------
 
+    def _quota_wait(self, error: GeminiBatchRateLimitError, deadline: float, attempt: int) -> float:
+        """Seconds to wait before sending a create refused for quota again; raise once ``timeout`` has passed."""
+        delay = quota_wait_seconds(attempt, error.retry_after, time.time(), deadline)
+        if delay is None:
+            raise GeminiBatchRateLimitError(
+                error.http_status,
+                error.status,
+                error.service_message,
+                hint=(
+                    f"The service refused the create for quota {attempt + 1} time(s) until timeout "
+                    f"({self.wait_timeout:.0f} s) passed; no job was created. Raise timeout, run fewer jobs "
+                    "at once (max_active_tis_per_dag), or split the input into smaller shards"
+                ),
+            ) from error
+        self.log.warning(
+            "Waiting for quota: the service refused the create (HTTP 429 %s: %s), so no job was created. "
+            "Sending it again in %.1f s, %s; giving up at %s (timeout)",
+            error.status or "RESOURCE_EXHAUSTED",
+            error.service_message,
+            delay,
+            "deferred, holding no worker slot" if self.deferrable else "waiting in the worker",
+            datetime.fromtimestamp(deadline, tz=timezone.utc).isoformat(timespec="seconds"),
+        )
+        return delay
+
     def _create_once(self, context: Context) -> Batch:
         """Create a job, with no durable bookkeeping (``durable=False``)."""
         return self._create(self._prepare(), self.display_name)
@@ -270,14 +333,17 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         )
 
     def _prepare(self) -> PreparedInput:
-        return self.hook.prepare_input(
-            requests=self.requests,
-            input_file=self.input_file,
-            input_path=self.input_path,
-            display_name=self.display_name,
-            key_field=self.key_field,
-            kind="embed" if self.embeddings else "generate",
-        )
+        """Validate and upload the input, once per task execution (a create refused for quota reuses it)."""
+        if self._prepared is None:
+            self._prepared = self.hook.prepare_input(
+                requests=self.requests,
+                input_file=self.input_file,
+                input_path=self.input_path,
+                display_name=self.display_name,
+                key_field=self.key_field,
+                kind="embed" if self.embeddings else "generate",
+            )
+        return self._prepared
 
     def _create(self, prepared: PreparedInput, display_name: str | None) -> Batch:
         create = self.hook.create_embeddings_batch if self.embeddings else self.hook.create_batch
@@ -287,6 +353,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
             input_file=prepared.input_file,
             display_name=display_name,
             extra_batch_fields=self._batch_fields,
+            retry_quota=False,  # Waited out here, deferred: see _submit_and_wait.
         )
 
     def _checked_batch_fields(self) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Operators on files: upload batch input, download results, delete files."""
+"""Operators on files: upload batch input, split it into shards, download results, delete files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError, GeminiBatchPermissionError
 from airflow_provider_gemini_batch.links import GeminiBatchLink
 from airflow_provider_gemini_batch.operators.batch import GeminiBatchBaseOperator
+from airflow_provider_gemini_batch.outcome import MissingResultsPolicy
+from airflow_provider_gemini_batch.settings import DEFAULT_SHARD_MAX_BYTES, enqueued_token_limit
 from airflow_provider_gemini_batch.storage import require_filesystem
 
 if TYPE_CHECKING:
@@ -55,6 +57,86 @@ class GeminiUploadFileOperator(GeminiBatchBaseOperator):
         else:
             uploaded = self.hook.upload_records(self.requests, display_name=self.display_name, key_field=self.key_field)
         return uploaded.name
+
+
+class GeminiSplitInputOperator(GeminiBatchBaseOperator):
+    """Split one batch input into shard files under the service's limits; return their paths for a mapped submit.
+
+    The service takes at most 2 GB per input file and holds at most a model's enqueued-token limit
+    of input across a project's active jobs, so a large input runs as several jobs. This task streams
+    ``source`` line by line into ``<prefix>-00001.jsonl``, ``<prefix>-00002.jsonl``, ... in
+    ``destination``, starting a new shard before any limit would be passed. Every line is validated
+    (errors name line numbers; keys must be unique across the whole input), and the shards appear in
+    ``destination`` only when the whole input passed: a bad input publishes nothing. Memory stays flat
+    (8 bytes a key). No API call is made. The XCom is the list of shard paths, nothing else::
+
+        split = GeminiSplitInputOperator(task_id="split", source="s3://bucket/in.jsonl", destination="s3://bucket/shards/")
+        submit = GeminiSubmitBatchOperator.partial(task_id="submit", model="gemini-2.5-flash").expand(
+            input_path=split.output
+        )
+
+    :param source: a JSONL file of any size (local path, ``s3://`` / ``gs://`` / ``file://`` URI or
+        ``ObjectStoragePath``), or records (a list of ``{"key", "request"}`` dicts, or flat dicts with
+        ``key_field`` beside the request body), e.g. an upstream task's XCom (templated).
+    :param destination: the folder the shards go to; made if missing (templated).
+    :param max_bytes: bytes per shard (default 128 MiB under the Files API's 2 GB limit; at most 2 GB).
+    :param max_requests: requests per shard (default: no limit).
+    :param max_tokens: estimated input tokens per shard, a quarter of each line's bytes
+        (``sharding.estimate_tokens``). Default: ``[gemini_batch] enqueued_token_limit`` (the model's
+        enqueued-token limit on your tier), else no limit. A shard over that limit could never start.
+    :param key_field: the field of record ``source`` items that holds each request's key.
+    :param embeddings: validate the lines as embedding requests (default: generation requests).
+    :param prefix: the shard files' name start.
+    """
+
+    template_fields: Sequence[str] = (
+        "source",
+        "destination",
+        "max_bytes",
+        "max_requests",
+        "max_tokens",
+        "prefix",
+        "gemini_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        source: Any,
+        destination: Any,
+        max_bytes: int = DEFAULT_SHARD_MAX_BYTES,
+        max_requests: int | None = None,
+        max_tokens: int | None = None,
+        key_field: str = "key",
+        embeddings: bool = False,
+        prefix: str = "shard",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        require_filesystem(source, what="source")
+        require_filesystem(destination, what="destination")
+        self.source = source
+        self.destination = destination
+        self.max_bytes = max_bytes
+        self.max_requests = max_requests
+        self.max_tokens = max_tokens
+        self.key_field = key_field
+        self.embeddings = embeddings
+        self.prefix = prefix
+
+    def execute(self, context: Context) -> list[str]:
+        max_tokens = self.max_tokens if self.max_tokens is not None else enqueued_token_limit()
+        paths = self.hook.split_input(
+            self.source,
+            self.destination,
+            max_bytes=int(self.max_bytes),
+            max_requests=None if self.max_requests is None else int(self.max_requests),
+            max_tokens=None if max_tokens is None else int(max_tokens),
+            key_field=self.key_field,
+            kind="embed" if self.embeddings else "generate",
+            prefix=self.prefix,
+        )
+        return [str(path) for path in paths]
 
 
 class GeminiDeleteFileOperator(GeminiBatchBaseOperator):
@@ -119,18 +201,34 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
         ``.<file name>.complete.json`` beside the file; a partial, foreign or altered file is
         downloaded over. ``False`` always downloads.
     :raises GeminiBatchIncompleteResults: results are missing after reading them again.
+
+    **Several jobs** (the shards of one input, ``batch_name`` being a mapped submit task's XCom, a
+    list): each job's results go to a file of its own in the ``destination`` folder, and one
+    ``manifest.json`` there describes the set; it is also the task's XCom: totals, ``shards`` (each
+    one's counts, or its ``error``), ``missing_keys`` (with ``input_paths``; the XCom repeats the first
+    100) and ``complete``. A shard whose job did not succeed writes nothing and its requests count as
+    missing; ``max_missing_results`` / ``max_missing_ratio`` say how many may be before the task fails
+    (default: none), like the submit operator's partial-failure policy.
+
+    :param input_paths: with several jobs, the shards' input files (the split task's XCom): every
+        input key is then accounted for across the shards (templated).
+    :param max_missing_results: with several jobs, the most requests allowed without a result (default 0).
+    :param max_missing_ratio: with several jobs, the largest share allowed without a result (0.0 to 1.0).
     """
 
     operator_extra_links = (GeminiBatchLink(),)
-    template_fields: Sequence[str] = ("batch_name", "destination", "expected_keys", "gemini_conn_id")
+    template_fields: Sequence[str] = ("batch_name", "destination", "expected_keys", "input_paths", "gemini_conn_id")
 
     def __init__(
         self,
         *,
-        batch_name: str,
+        batch_name: str | Sequence[str | None],
         destination: Any,
         expected_keys: Collection[str] | None = None,
         skip_if_complete: bool = True,
+        input_paths: Sequence[Any] | None = None,
+        max_missing_results: int | None = 0,
+        max_missing_ratio: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,8 +237,18 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
         self.destination = destination
         self.expected_keys = expected_keys
         self.skip_if_complete = skip_if_complete
+        self.input_paths = input_paths
+        self.missing_policy = MissingResultsPolicy(max_missing_results, max_missing_ratio)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        if not isinstance(self.batch_name, str):  # A mapped submit's XCom: the jobs of a sharded input.
+            return self.hook.write_results_set(
+                list(self.batch_name),
+                self.destination,
+                input_paths=None if self.input_paths is None else list(self.input_paths),
+                policy=self.missing_policy,
+                skip_if_complete=self.skip_if_complete,
+            )
         summary = self.hook.write_results(
             self.batch_name,
             self.destination,

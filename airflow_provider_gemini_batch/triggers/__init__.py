@@ -7,5 +7,11 @@ from airflow_provider_gemini_batch.triggers.completions import (
     watched_gemini_batch_completed,
 )
 from airflow_provider_gemini_batch.triggers.gemini_batch import GeminiBatchTrigger
+from airflow_provider_gemini_batch.triggers.quota import GeminiQuotaWaitTrigger
 
-__all__ = ["GeminiBatchCompletedTrigger", "GeminiBatchTrigger", "watched_gemini_batch_completed"]
+__all__ = [
+    "GeminiBatchCompletedTrigger",
+    "GeminiBatchTrigger",
+    "GeminiQuotaWaitTrigger",
+    "watched_gemini_batch_completed",
+]

@@ -30,6 +30,9 @@ def test_configure_merges_and_validates(control: EmulatorControl) -> None:
         "webhook_retry_seconds": 30.0,
         "webhook_attempt_timeout_seconds": 5.0,
         "webhook_results_field": "output_file_uri",
+        "max_concurrent_jobs": None,
+        "max_enqueued_tokens": None,
+        "quota_retry_seconds": 5.0,
     }
     assert "models/gemini-2.5-flash" in merged["generation_models"]
     assert merged["job_webhook_secret"].startswith("whsec_")

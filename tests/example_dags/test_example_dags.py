@@ -17,6 +17,8 @@ import csv
 import importlib.util
 import json
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,14 @@ from .conftest import EXAMPLE_DAGS_FOLDER, RunExampleDag
 # with a UserWarning: Airflow's debt, not ours, and it would fail every task under filterwarnings=error.
 pytestmark = pytest.mark.filterwarnings("ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated")
 
+PROMPT = {"contents": [{"parts": [{"text": "hold the slot"}]}]}
 EXAMPLE_DAG_IDS = {
     "gemini_batch_nightly",
     "gemini_embeddings_batch",
     "gemini_batch_cleanup",
     "gemini_batch_event_driven",
     "gemini_batch_results_on_completion",
+    "gemini_batch_sharded",
     "gemini_common_ai_batch",
 }
 #: The common-ai example needs the [common-ai] extra, which cannot be installed below pydantic 2.12
@@ -264,3 +268,42 @@ def test_common_ai_dag_triages_every_ticket_on_gemini_with_the_marked_one_errore
     errored = {order[row["index"]] for row in rows if row["status"] == "error"}
     assert errored == {"T-1010"}
     assert all(row["output"].startswith(ECHO_PREFIX) for row in rows if row["status"] == "success")
+
+
+def test_sharded_dag_splits_fans_out_waits_deferred_and_merges_every_key_once(
+    run_example_dag: RunExampleDag, gemini_connection: EmulatorHandle, example_env: Path
+) -> None:
+    """12 tickets in shards of 2: six mapped submits, each deferred and created once, one merged results set."""
+    control = gemini_connection.control
+    control.configure(max_concurrent_jobs=1, quota_retry_seconds=0.3)
+    # Another job holds the only slot until a shard's create is refused: that shard waits out quota, deferred.
+    blocker = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"key": "x", "request": PROMPT}])
+    control.set_state(blocker.name, "RUNNING")
+
+    def free_the_slot_after_a_refusal() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(call["status"] == 429 for call in control.requests()):
+            time.sleep(0.1)
+        control.set_state(blocker.name, "SUCCEEDED")
+
+    threading.Thread(target=free_the_slot_after_a_refusal, daemon=True).start()
+
+    dag_run = run_example_dag("gemini_batch_sharded")
+
+    assert dag_run.state == "success", task_states(dag_run)
+    submits = [ti for ti in dag_run.get_task_instances() if ti.task_id == "submit_shard"]
+    assert sorted(ti.map_index for ti in submits) == list(range(6))
+    jobs = [job for job in control.batches() if job["name"] != blocker.name]
+    assert len(jobs) == 6, "one job per shard, created once"
+    assert len({job["displayName"] for job in jobs}) == 6, "each mapped task has its own durable key"
+    refused = [call for call in api_calls(control, "POST", ":batchGenerateContent") if call["status"] == 429]
+    assert refused, "the concurrent-job limit made some shards wait"
+    manifest_path = next((example_env.parent / "results" / "sharded").glob("*/results/manifest.json"))
+    manifest = json.loads(manifest_path.read_text())
+    assert (manifest["shard_count"], manifest["result_count"], manifest["missing_count"]) == (6, 12, 0)
+    keys = [
+        json.loads(line)["key"]
+        for shard in manifest["shards"]
+        for line in Path(shard["path"]).read_bytes().splitlines()
+    ]
+    assert sorted(keys) == sorted(ticket_ids())

@@ -39,6 +39,7 @@ EXAMPLE_DAG_IDS = (
     "gemini_batch_nightly",
     "gemini_embeddings_batch",
     "gemini_batch_cleanup",
+    "gemini_batch_sharded",
 )
 
 
