@@ -19,9 +19,11 @@ VENV ?= .venv-airflow-$(AIRFLOW_VERSION)
 # breaks with universal-pathlib 0.3, its execution API (dag.test, workers) with FastAPI > 0.116,
 # and its api-server's tokens with recent PyJWT (which refuses an issuer of None). The celery
 # provider's newer releases send the 3.0 scheduler workloads it cannot queue ("_process_workloads
-# cannot handle <class 'tuple'>"); 3.12.2 runs tests/deployment/test_celery_scale_out.py.
+# cannot handle <class 'tuple'>"); 3.12.2 runs tests/deployment/test_celery_scale_out.py, but not
+# with Celery 5.7, which dropped the celery.backends.database.retry it imports (the scheduler then
+# cannot load CeleryExecutor).
 COMPAT_PINS := "universal-pathlib<0.3" "fastapi<0.117" "starlette<0.48" "pydantic<2.12" "cadwyn<5.5" "pyjwt<2.11" \
-	"apache-airflow-providers-celery==3.12.2"
+	"apache-airflow-providers-celery==3.12.2" "celery<5.7"
 # Not [common-ai]: common-ai 1.0 needs pydantic-ai-slim, which needs pydantic>=2.12, and with it
 # Airflow 3.0.6's execution API answers a task's Variable.set with a 500 (the three secret tests of
 # tests/operators/test_webhook_operators.py fail); its tests skip here (tests/test_common_ai.py).
