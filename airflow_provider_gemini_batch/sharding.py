@@ -15,17 +15,21 @@ token each (Chinese, Japanese) is counted low, so leave a margin under the limit
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from airflow_provider_gemini_batch.batch_input import FILE_LIMIT_BYTES
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.settings import DEFAULT_SHARD_MAX_BYTES
 
-__all__ = ["BYTES_PER_TOKEN", "KeyLedger", "ShardLimits", "ShardPlanner", "estimate_tokens"]
+__all__ = ["BYTES_PER_TOKEN", "KeyLedger", "ShardLimits", "ShardPlanner", "estimate_block_tokens", "estimate_tokens"]
 
 #: The token estimate's divisor: one token per 4 bytes of the request line.
 BYTES_PER_TOKEN = 4
 _BUCKETS = 256
+#: Keys are spread over the buckets by the top 8 bits of their 64-bit hash: the first hash of each bucket.
+_BUCKET_STARTS = [(index << 56) - (1 << 63) for index in range(1, _BUCKETS)]
 
 
 def estimate_tokens(line: bytes) -> int:
@@ -34,6 +38,15 @@ def estimate_tokens(line: bytes) -> int:
     if line.endswith(b"\n"):
         size -= 2 if line.endswith(b"\r\n") else 1
     return -(-size // BYTES_PER_TOKEN)
+
+
+def estimate_block_tokens(lines: Iterable[bytes]) -> tuple[int, int]:
+    """The sum and the largest of ``estimate_tokens`` over ``lines``."""
+    total = largest = 0
+    for tokens in map(estimate_tokens, lines):
+        total += tokens
+        largest = max(largest, tokens)
+    return total, largest
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,30 @@ class ShardPlanner:
         self._tokens += tokens
         return new
 
+    def place_block(self, size: int, requests: int, tokens: int) -> bool | None:
+        """Add a block of whole lines to the current shard if all of it fits there (or, before the
+        first shard, to a new one). Return ``None`` when it was not placed, else whether it begins a
+        new shard (only the first block can). Every line of the block must fit a shard on its own
+        (``problem`` is ``None`` for each).
+
+        Placing a block is the same as placing its lines one by one with ``starts_new_shard`` when
+        none of them would begin a new shard; a block that straddles a cut is not placed, and the
+        caller places its lines one by one.
+        """
+        limits = self.limits
+        first = self.shard_count == 0
+        used_bytes, used_requests, used_tokens = (0, 0, 0) if first else (self._bytes, self._requests, self._tokens)
+        if (
+            used_bytes + size > limits.max_bytes
+            or (limits.max_requests is not None and used_requests + requests > limits.max_requests)
+            or (limits.max_tokens is not None and used_tokens + tokens > limits.max_tokens)
+        ):
+            return None
+        if first:
+            self.shard_count = 1
+        self._bytes, self._requests, self._tokens = used_bytes + size, used_requests + requests, used_tokens + tokens
+        return first
+
 
 class KeyLedger:
     """Remembers a 64-bit hash of every key, 8 bytes each, to find keys repeated anywhere in the input.
@@ -120,7 +157,20 @@ class KeyLedger:
     def add(self, key: str) -> None:
         """Remember ``key``."""
         hashed = hash(key)
-        self._buckets[hashed & (_BUCKETS - 1)].append(hashed)
+        self._buckets[(hashed >> 56) + _BUCKETS // 2].append(hashed)
+
+    def add_many(self, keys: Iterable[str]) -> None:
+        """Remember every key of ``keys``: sorted once, then handed to the buckets a slice at a time."""
+        hashes = sorted(map(hash, keys))
+        if not hashes:
+            return
+        buckets, low = self._buckets, 0
+        first, last = (hashes[0] >> 56) + _BUCKETS // 2, (hashes[-1] >> 56) + _BUCKETS // 2
+        for index in range(first, last + 1):
+            high = len(hashes) if index == last else bisect_left(hashes, _BUCKET_STARTS[index], low)
+            if high > low:
+                buckets[index].extend(hashes[low:high])
+            low = high
 
     def repeated_hashes(self) -> set[int]:
         """The hashes added more than once; sorted one bucket at a time, so memory stays near 8 bytes a key."""

@@ -98,7 +98,8 @@ How each row is measured:
    creators and tokens, rendering). The target is judged on the slowest load.
 9. **split**: a 5 GB JSONL input of ~1 KB generation requests with unique keys, generated in a scratch
    folder, goes through `GeminiBatchHook.split_input` with its default limits (shards of 2 GB minus
-   128 MiB), every line parsed, validated and its key checked across the input, in a fresh interpreter
+   128 MiB), every line parsed, validated and its key checked across the input (a block of lines at a
+   time: `block_check.py`), in a fresh interpreter
    (throughput = input bytes / wall time, peak RSS = the child's `ru_maxrss`). Ceiling: the same file
    read line by line and the lines counted (best of a run before and one after the split); a chunked
    newline count is in the note. The file is in the page cache throughout; everything is deleted after.

@@ -19,12 +19,21 @@ from typing import IO, Any, Protocol
 import pydantic_core
 
 from airflow_provider_gemini_batch.batch_input import ItemChecker, parse_records, records_to_jsonl
+from airflow_provider_gemini_batch.block_check import BlockCheck
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.hooks._sources import as_storage_path
 from airflow_provider_gemini_batch.models import BatchKind
-from airflow_provider_gemini_batch.sharding import KeyLedger, ShardLimits, ShardPlanner, estimate_tokens
+from airflow_provider_gemini_batch.sharding import (
+    KeyLedger,
+    ShardLimits,
+    ShardPlanner,
+    estimate_block_tokens,
+    estimate_tokens,
+)
 
 _READ_BUFFER = 1024 * 1024
+#: How much is read at a time (at least: whole lines): lines are checked and written a block at a time.
+_BLOCK_SIZE = 4 * 1024 * 1024
 _WRITE_BUFFER = 4 * 1024 * 1024
 
 
@@ -57,7 +66,10 @@ def split_jsonl(
 
 
 class _LineSource(Protocol):
-    """What the splitter reads: lines, and a way back to the start (for the second look at repeated keys)."""
+    """What the splitter reads: lines, a block of them at a time, and a way back to the start (for the
+    second look at repeated keys)."""
+
+    def readlines(self, hint: int, /) -> list[bytes]: ...
 
     def __iter__(self) -> Iterator[bytes]: ...
 
@@ -67,45 +79,100 @@ class _LineSource(Protocol):
 def _write_shards(
     stream: _LineSource, name: str, folder: _Folder, limits: ShardLimits, kind: BatchKind | None, prefix: str
 ) -> None:
-    checker = ItemChecker(name, "line", kind, track_keys=False)
-    add_problem = checker.problems.add
-    planner = ShardPlanner(limits)
-    ledger = KeyLedger()
-    parse = pydantic_core.from_json
-    out: IO[bytes] | None = None
-    count = 0
-    for number, line in enumerate(stream, start=1):
-        try:
-            item = parse(line, cache_strings="keys")
-        except ValueError as exc:
-            if not line.strip():
-                continue
-            count += 1
-            add_problem("line", number, f"not valid JSON ({str(exc).split(' at line ')[0]})")
-            continue
-        count += 1
-        if not checker.check(item, number):
-            continue
-        ledger.add(item["key"])
-        if not line.endswith(b"\n"):
-            line += b"\n"
-        size, tokens = len(line), estimate_tokens(line)
-        problem = planner.problem(size, tokens)
-        if problem:
-            add_problem("line", number, problem)
-            continue
-        if checker.problems.count:
-            continue  # Still validating, to name every problem; nothing more is written.
-        if planner.starts_new_shard(size, tokens):
-            out = folder.new_shard(f"{prefix}-{planner.shard_count:05d}.jsonl")
-        assert out is not None
-        out.write(line)
+    splitter = _Splitter(name, folder, limits, kind, prefix)
+    splitter.read(stream)
     folder.close_current()
-    checker.problems.raise_if_any(count)
-    repeated = ledger.repeated_hashes()
+    splitter.checker.problems.raise_if_any(splitter.count)
+    repeated = splitter.ledger.repeated_hashes()
     if repeated:
         stream.seek(0)
         _report_repeated_keys(stream, name, kind, repeated)
+
+
+class _Splitter:
+    """One pass over the input: check every line, place it in a shard, write it, remember its key.
+
+    The input is read in blocks of whole lines (``readlines``). A block that ``BlockCheck`` vouches for and that fits
+    the current shard whole is placed and written at once; any other block (one with a problem, or
+    one a shard cut falls in) goes line by line, where problems are named with their line numbers.
+    The shards are the same either way.
+    """
+
+    def __init__(self, name: str, folder: _Folder, limits: ShardLimits, kind: BatchKind | None, prefix: str) -> None:
+        self.checker = ItemChecker(name, "line", kind, track_keys=False)
+        self.blocks = BlockCheck(kind)
+        self.planner = ShardPlanner(limits)
+        self.ledger = KeyLedger()
+        self.folder, self.limits, self.prefix = folder, limits, prefix
+        self.out: IO[bytes] | None = None
+        self.number = 0  # Lines read.
+        self.count = 0  # Requests (lines that are not blank).
+
+    def read(self, stream: _LineSource) -> None:
+        while lines := stream.readlines(_BLOCK_SIZE):
+            self.block(lines)
+
+    def block(self, lines: list[bytes]) -> None:
+        """Place whole ``lines`` at once when they all pass and fit the current shard; else line by line."""
+        if lines[-1].endswith(b"\n"):
+            block = b"".join(lines)
+            keys = self.blocks.keys(lines, block)
+            if keys is not None and self._place_block(lines, block, keys):
+                return
+        for line in lines:
+            self.line(line)
+
+    def _place_block(self, lines: list[bytes], block: bytes, keys: list[str]) -> bool:
+        size, limits = len(block), self.limits
+        tokens = 0
+        if size > limits.max_bytes:
+            return False  # Some line may be too long: line by line names it.
+        if limits.max_tokens is not None:
+            tokens, largest = estimate_block_tokens(lines)
+            if largest > limits.max_tokens:
+                return False
+        new_shard = self.planner.place_block(size, len(keys), tokens)
+        if new_shard is None:
+            return False
+        self.number += len(keys)
+        self.count += len(keys)
+        self.ledger.add_many(keys)
+        if not self.checker.problems.count:  # After a problem, only checking goes on; nothing is written.
+            if new_shard:
+                self.out = self.folder.new_shard(f"{self.prefix}-{self.planner.shard_count:05d}.jsonl")
+            assert self.out is not None
+            self.out.write(block)
+        return True
+
+    def line(self, line: bytes) -> None:
+        """Check one line, place it, write it."""
+        self.number += 1
+        number, checker = self.number, self.checker
+        try:
+            item = pydantic_core.from_json(line, cache_strings="keys")
+        except ValueError as exc:
+            if not line.strip():
+                return
+            self.count += 1
+            checker.problems.add("line", number, f"not valid JSON ({str(exc).split(' at line ')[0]})")
+            return
+        self.count += 1
+        if not checker.check(item, number):
+            return
+        self.ledger.add(item["key"])
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        size, tokens = len(line), estimate_tokens(line)
+        problem = self.planner.problem(size, tokens)
+        if problem:
+            checker.problems.add("line", number, problem)
+            return
+        if checker.problems.count:
+            return  # Still validating, to name every problem; nothing more is written.
+        if self.planner.starts_new_shard(size, tokens):
+            self.out = self.folder.new_shard(f"{self.prefix}-{self.planner.shard_count:05d}.jsonl")
+        assert self.out is not None
+        self.out.write(line)
 
 
 def _report_repeated_keys(stream: _LineSource, name: str, kind: BatchKind | None, suspects: set[int]) -> None:
@@ -167,6 +234,13 @@ class _ReadlineStream:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.stream.readline, b"")
+
+    def readlines(self, hint: int) -> list[bytes]:
+        lines, size = [], 0
+        while size < hint and (line := self.stream.readline()):
+            lines.append(line)
+            size += len(line)
+        return lines
 
     def seek(self, offset: int) -> int:
         return int(self.stream.seek(offset))
