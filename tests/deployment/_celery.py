@@ -12,10 +12,8 @@ readiness check and its stop.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -34,7 +32,7 @@ from tests.deployment._standalone import (
     _free_ports,
     _stop,
     _wait_until_ready,
-    _write_airflow_shim,
+    airflow_env,
     tail,
 )
 
@@ -58,20 +56,9 @@ class CeleryDeployment:
     components: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``airflow <args>`` as component ``name`` (its hostname in the DB)."""
+        """Start ``airflow <args>`` as component ``name`` (its hostname in the DB), logging to ``<name>.log``."""
         env = {**self.airflow.env, "SCALEOUT_COMPONENT": name}
-        log_path = self.airflow.output.with_name(f"{name}.log")
-        with log_path.open("ab") as sink:
-            process = subprocess.Popen(
-                ["airflow", *args],
-                env=env,
-                cwd=self.airflow.output.parent,
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.airflow.extra.append(process)
+        process = self.airflow.start_component(*args, log_name=f"{name}.log", env=env)
         self.components[name] = process
         return process
 
@@ -91,11 +78,8 @@ class CeleryDeployment:
         return received > 0 and received == ended
 
     def diagnostics(self) -> str:
-        parts = [self.airflow.diagnostics()]
-        for name in self.components:
-            log = self.airflow.output.with_name(f"{name}.log")
-            parts += [f"--- {log.name} (tail) ---", tail(log, 40)]
-        return "\n".join(parts)
+        """The deployment's diagnostics: the api-server's output and every component's (``<name>.log``)."""
+        return self.airflow.diagnostics()
 
 
 @contextlib.contextmanager
@@ -150,44 +134,22 @@ def run_celery_deployment(
     extra_env: dict[str, str],
 ) -> Iterator[CeleryDeployment]:
     """Start Redis and the Airflow components against ``emulator``; yield once ``dag_ids`` are served; stop all."""
-    home, bin_dir, modules = directory / "airflow-home", directory / "bin", directory / "modules"
-    for folder in (home, bin_dir, modules):
-        folder.mkdir()
-    _write_airflow_shim(bin_dir)
+    modules = directory / "modules"
+    modules.mkdir()
     (modules / "scaleout_hostname.py").write_text(HOSTNAME_MODULE)
     (api_port,) = _free_ports(1)
-    api_url = f"http://127.0.0.1:{api_port}"
-    database = directory / "airflow.db"
-    connection = {"conn_type": "gemini", "host": emulator.base_url, "password": emulator.api_key}
+    home, database, api_url = directory / "airflow-home", directory / "airflow.db", f"http://127.0.0.1:{api_port}"
     with run_redis(directory) as redis_url:
-        env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
-        env.update(
-            {
-                "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(modules), env.get("PYTHONPATH", "")])),
-                "PYTHONUNBUFFERED": "1",
-                "NO_COLOR": "1",
-                "SCALEOUT_COMPONENT": "cli",
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scaleout_hostname.hostname",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}",
-                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                "AIRFLOW__CELERY__BROKER_URL": f"{redis_url}/0",
-                "AIRFLOW__CELERY__RESULT_BACKEND": f"{redis_url}/1",
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(api_port),
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps(connection),
-                **extra_env,
-            }
-        )
+        more = {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(modules), os.environ.get("PYTHONPATH", "")])),
+            "SCALEOUT_COMPONENT": "cli",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scaleout_hostname.hostname",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": f"{redis_url}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"{redis_url}/1",
+            **extra_env,
+        }
+        env = airflow_env(directory, emulator, api_port, dags_folder, more)
         migrate = subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             env=env,

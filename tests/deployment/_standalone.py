@@ -56,6 +56,8 @@ class Deployment:
     timeline: list[str] = field(default_factory=list)
     #: Components the tests started beside standalone (a replacement triggerer), stopped with it.
     extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Where each of ``extra`` writes its output, by PID.
+    extra_logs: dict[int, Path] = field(default_factory=dict)
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of the deployment: its whole session, whatever group a task moved to."""
@@ -71,7 +73,7 @@ class Deployment:
         parts += self.timeline[-40:]
         parts += [f"--- {self.output} (tail) ---", tail(self.output, 120)]
         for extra in self.extra:
-            log = self.output.with_name(f"extra-{extra.pid}.log")
+            log = self.extra_logs[extra.pid]
             parts += [f"--- {log.name} (tail) ---", tail(log, 60)]
         for wanted in [dag_id] if dag_id else self.dag_ids:
             for log in sorted((self.home / "logs").glob(f"dag_id={wanted}/**/*.log")):
@@ -104,22 +106,78 @@ class Deployment:
         if self.process.poll() is not None:
             pytest.fail(f"airflow standalone exited with code {self.process.returncode}.\n{self.diagnostics()}")
 
-    def start_component(self, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``airflow <args>`` with the deployment's environment (through the shim), stopped with it."""
-        log_path = self.output.parent / "extra-pending.log"
-        with log_path.open("wb") as sink:
+    def start_component(
+        self, *args: str, log_name: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``airflow <args>`` with the deployment's environment (or ``env``), through the shim, stopped with it.
+
+        Its output goes to ``log_name`` beside standalone's (appended to), else to ``extra-<pid>.log``.
+        """
+        log_path = self.output.with_name(log_name or "extra-pending.log")
+        with log_path.open("ab") as sink:
             process = subprocess.Popen(
                 ["airflow", *args],
-                env=self.env,
+                env=env or self.env,
                 cwd=self.output.parent,
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        log_path.rename(self.output.with_name(f"extra-{process.pid}.log"))
+        if log_name is None:
+            log_path = log_path.rename(self.output.with_name(f"extra-{process.pid}.log"))
         self.extra.append(process)
+        self.extra_logs[process.pid] = log_path
         return process
+
+
+def airflow_env(
+    directory: Path,
+    emulator: EmulatorHandle,
+    api_port: int,
+    dags_folder: Path,
+    more: dict[str, str],
+    *,
+    connection_extra: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Set up ``directory`` for a test deployment; return the environment its Airflow processes run with.
+
+    Makes ``AIRFLOW_HOME`` (``directory / "airflow-home"``) and the ``airflow`` shim in
+    ``directory / "bin"``. The metadata DB is SQLite in ``directory``; the api-server listens on
+    127.0.0.1:``api_port`` and serves the execution API; ``gemini_default`` points at ``emulator``
+    (with ``connection_extra``). ``more`` is added last.
+    """
+    home, bin_dir = directory / "airflow-home", directory / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    _write_airflow_shim(bin_dir)
+    connection: dict[str, Any] = {"conn_type": "gemini", "host": emulator.base_url, "password": emulator.api_key}
+    if connection_extra:
+        connection["extra"] = connection_extra
+    # Nothing from the test session's own Airflow set-up (unit test mode, its home) may leak in.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
+    env.update(
+        {
+            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{directory / 'airflow.db'}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps(connection),
+            **more,
+        }
+    )
+    return env
 
 
 @contextlib.contextmanager
@@ -139,43 +197,15 @@ def run_standalone(
         that belong to one test out of the others).
     :param connection_extra: the ``extra`` of the connection ``gemini_default`` (a ``webhook_secret``, say).
     """
-    home = directory / "airflow-home"
-    bin_dir = directory / "bin"
-    home.mkdir()
-    bin_dir.mkdir()
-    _write_airflow_shim(bin_dir)
     api_port, worker_log_port, trigger_log_port = _free_ports(3)
-    api_url = f"http://127.0.0.1:{api_port}"
-    database = directory / "airflow.db"
-    connection: dict[str, Any] = {"conn_type": "gemini", "host": emulator.base_url, "password": emulator.api_key}
-    if connection_extra:
-        connection["extra"] = connection_extra
-    # Nothing from the test session's own Airflow set-up (unit test mode, its home) may leak in.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
-    env.update(
-        {
-            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHONUNBUFFERED": "1",
-            "NO_COLOR": "1",
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(api_port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps(connection),
-            **(extra_env or {}),
-        }
-    )
+    more = {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
+        **(extra_env or {}),
+    }
+    env = airflow_env(directory, emulator, api_port, dags_folder, more, connection_extra=connection_extra)
+    home, database, api_url = directory / "airflow-home", directory / "airflow.db", f"http://127.0.0.1:{api_port}"
     output = directory / "standalone.log"
     starting = time.monotonic()
     with output.open("wb") as sink:
@@ -278,7 +308,7 @@ def dag_runs(database: Path, dag_id: str) -> dict[str, sqlite3.Row] | None:
 
 def readable_logs(deployment: Deployment) -> list[Path]:
     """Every log file the deployment wrote that a user could read: standalone's output, components', tasks'."""
-    found = [deployment.output, *deployment.output.parent.glob("extra-*.log")]
+    found = [deployment.output, *deployment.extra_logs.values()]
     found += [path for path in (deployment.home / "logs").rglob("*") if path.is_file()]
     return [path for path in found if path.is_file()]
 
