@@ -37,6 +37,8 @@ __all__ = [
     "cost_line",
     "estimate_cost",
     "price_table",
+    "run_cost",
+    "summed_cost",
     "tokens_by_kind",
 ]
 
@@ -128,12 +130,29 @@ def estimate_cost(
     batch = interactive * price.batch_fraction
     return {
         "currency": "USD",
-        "batch": round(batch, 6),
-        "interactive": round(interactive, 6),
-        "saved": round(interactive - batch, 6),
+        "batch": round(batch, 9),
+        "interactive": round(interactive, 9),
+        "saved": round(interactive - batch, 9),
         "prices_as_of": price.prices_as_of,
         "estimate": True,
     }
+
+
+def run_cost(model: str | None, usage: Mapping[str, int]) -> dict[str, Any]:
+    """A manifest's ``tokens`` (by kind) and ``cost`` (``estimate_cost``, ``None`` without a price) for a run."""
+    return {"tokens": tokens_by_kind(usage), "cost": estimate_cost(model, usage)}
+
+
+def summed_cost(costs: list[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """The cost of several runs (the shards of one input): ``None`` when any of them has none.
+
+    Its ``prices_as_of`` is the oldest of theirs.
+    """
+    if not costs or any(cost is None for cost in costs):
+        return None
+    priced = [cost for cost in costs if cost is not None]
+    total = {name: round(sum(cost[name] for cost in priced), 9) for name in ("batch", "interactive", "saved")}
+    return {"currency": "USD", **total, "prices_as_of": min(cost["prices_as_of"] for cost in priced), "estimate": True}
 
 
 def cost_line(run: str, model: str | None, usage: Mapping[str, int], cost: Mapping[str, Any] | None) -> str:
