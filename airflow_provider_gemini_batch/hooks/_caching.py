@@ -34,6 +34,7 @@ from airflow_provider_gemini_batch.exceptions import (
 )
 from airflow_provider_gemini_batch.hooks._endpoints import (
     ApiCall,
+    Page,
     _json,
     _page_params,
     _page_parser,
@@ -58,6 +59,16 @@ def _parse_cache(response: httpx.Response) -> CachedContent:
 
 def _cache_name(name: str) -> str:
     return resource_name(name, _COLLECTION)
+
+
+def _get_cache(name: str) -> ApiCall[CachedContent]:
+    name = _cache_name(name)
+    return ApiCall("GET", name, _parse_cache, f"get cached content {name}")
+
+
+def _list_caches(page_size: int | None, page_token: str | None) -> ApiCall[Page[CachedContent]]:
+    parse = _page_parser(_COLLECTION, CachedContent.model_validate)
+    return ApiCall("GET", _COLLECTION, parse, "list cached contents", params=_page_params(page_size, page_token))
 
 
 def _expiry_fields(ttl: float | timedelta | str | None, expire_time: datetime | str | None) -> dict[str, str]:
@@ -142,17 +153,11 @@ class GeminiCachingHook(GeminiFilesHook):
 
     def get_cached_content(self, name: str) -> CachedContent:
         """Get a context cache (``cachedContents/...``); one deleted or expired raises ``GeminiBatchNotFoundError``."""
-        name = _cache_name(name)
-        return self.client.call(ApiCall("GET", name, _parse_cache, f"get cached content {name}"))
+        return self.client.call(_get_cache(name))
 
     def list_cached_contents(self, *, page_size: int | None = None) -> Iterator[CachedContent]:
         """Iterate over every context cache of the project, page after page."""
-        parse = _page_parser(_COLLECTION, CachedContent.model_validate)
-        return pages(
-            lambda token: self.client.call(
-                ApiCall("GET", _COLLECTION, parse, "list cached contents", params=_page_params(page_size, token))
-            )
-        )
+        return pages(lambda token: self.client.call(_list_caches(page_size, token)))
 
     def update_cached_content(
         self, name: str, *, ttl: float | timedelta | str | None = None, expire_time: datetime | str | None = None
@@ -359,18 +364,12 @@ class GeminiCachingHook(GeminiFilesHook):
 
     async def aget_cached_content(self, name: str) -> CachedContent:
         """Get a context cache."""
-        name = _cache_name(name)
-        return await (await self.aclient()).call(ApiCall("GET", name, _parse_cache, f"get cached content {name}"))
+        return await (await self.aclient()).call(_get_cache(name))
 
     async def alist_cached_contents(self, *, page_size: int | None = None) -> AsyncIterator[CachedContent]:
         """Iterate over every context cache, page after page."""
         client = await self.aclient()
-        parse = _page_parser(_COLLECTION, CachedContent.model_validate)
-        async for cache in apages(
-            lambda token: client.call(
-                ApiCall("GET", _COLLECTION, parse, "list cached contents", params=_page_params(page_size, token))
-            )
-        ):
+        async for cache in apages(lambda token: client.call(_list_caches(page_size, token))):
             yield cache
 
 
