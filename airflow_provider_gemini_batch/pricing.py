@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "ModelPrice",
     "cost_line",
     "estimate_cost",
+    "format_cost",
     "price_table",
     "run_cost",
     "summed_cost",
@@ -139,8 +141,15 @@ def estimate_cost(
 
 
 def run_cost(model: str | None, usage: Mapping[str, int]) -> dict[str, Any]:
-    """A manifest's ``tokens`` (by kind) and ``cost`` (``estimate_cost``, ``None`` without a price) for a run."""
-    return {"tokens": tokens_by_kind(usage), "cost": estimate_cost(model, usage)}
+    """A manifest's ``tokens`` (by kind) and ``cost`` (``estimate_cost``, ``None`` without a price) for a run.
+
+    A malformed ``[gemini_batch] price_table`` does not fail the run whose results are written: its
+    cost is ``None`` and ``cost_error`` says what to fix.
+    """
+    try:
+        return {"tokens": tokens_by_kind(usage), "cost": estimate_cost(model, usage)}
+    except GeminiBatchConfigError as exc:
+        return {"tokens": tokens_by_kind(usage), "cost": None, "cost_error": str(exc)}
 
 
 def summed_cost(costs: list[Mapping[str, Any] | None]) -> dict[str, Any] | None:
@@ -155,18 +164,30 @@ def summed_cost(costs: list[Mapping[str, Any] | None]) -> dict[str, Any] | None:
     return {"currency": "USD", **total, "prices_as_of": min(cost["prices_as_of"] for cost in priced), "estimate": True}
 
 
-def cost_line(run: str, model: str | None, usage: Mapping[str, int], cost: Mapping[str, Any] | None) -> str:
-    """The one log line a run gets: its tokens by kind and its estimated cost, or why there is none."""
+def cost_line(
+    run: str, model: str | None, usage: Mapping[str, int], cost: Mapping[str, Any] | None, why: str | None = None
+) -> str:
+    """The one log line a run gets: its tokens by kind and its estimated cost, or why there is none.
+
+    :param why: why there is no cost, when it is not a missing price (``run_cost``'s ``cost_error``).
+    """
     tokens = ", ".join(f"{kind} {count:,}" for kind, count in tokens_by_kind(usage).items())
     if cost is None:
-        return (
-            f"Tokens of {run} on {model}: {tokens}. No cost estimate: no price for {model} in the price table "
-            f"(add one in {_SETTING})"
-        )
+        why = why or f"no price for {model} in the price table (add one in {_SETTING})"
+        return f"Tokens of {run} on {model}: {tokens}. No cost estimate: {why}"
     return (
         f"Tokens of {run} on {model}: {tokens}. Estimated cost (prices as of {cost['prices_as_of']}, an estimate): "
-        f"${cost['batch']:.4f} at batch prices, ${cost['interactive']:.4f} interactively, ${cost['saved']:.4f} saved"
+        f"{format_cost(cost['batch'])} at batch prices, {format_cost(cost['interactive'])} interactively, "
+        f"{format_cost(cost['saved'])} saved"
     )
+
+
+def format_cost(dollars: float) -> str:
+    """``$12.34``; amounts under a cent keep two significant digits, ``$0.0000095``."""
+    if dollars >= 0.01 or dollars <= 0:
+        return f"${dollars:,.2f}"
+    digits = 1 - math.floor(math.log10(dollars))
+    return f"${dollars:.{digits}f}"
 
 
 def price_table(overrides: Mapping[str, Any] | str | None = None) -> dict[str, ModelPrice]:

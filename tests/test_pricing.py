@@ -141,7 +141,7 @@ def test_the_log_line_says_it_is_an_estimate_and_gives_both_prices_and_the_date(
     cost = estimate_cost("test-model", {"promptTokenCount": 2_000_000}, PRICES)
     line = cost_line("batches/abc", "test-model", {"promptTokenCount": 2_000_000}, cost)
     assert "estimate" in line
-    assert "$1.0000" in line
-    assert "$2.0000" in line
+    assert "$1.00 at batch prices" in line
+    assert "$2.00 interactively" in line
     assert "2026-01-02" in line
     assert "no price" in cost_line("batches/abc", "other", {}, None)

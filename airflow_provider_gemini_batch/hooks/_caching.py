@@ -327,6 +327,10 @@ class GeminiCachingHook(GeminiFilesHook):
                 key_field=key_field,
                 kind=kind,
             )
+        if cached_content is not None and kind == "embed":
+            raise GeminiBatchInputError(
+                "cached_content is for generation requests: an embeddings job cannot read a context cache."
+            )
         if input_file is not None:
             given = "cached_content" if cached_content is not None else "max_input_tokens"
             raise GeminiBatchInputError(

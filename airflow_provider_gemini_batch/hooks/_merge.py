@@ -150,7 +150,8 @@ class ResultsSetWriter:
             "shards": shards,
         }
         models = sorted({str(shard["model"]) for shard in written})
-        self.log.info("%s", cost_line(f"{len(shards)} shard(s)", ", ".join(models), usage, manifest["cost"]))
+        why = next((shard["cost_error"] for shard in written if "cost_error" in shard), None)
+        self.log.info("%s", cost_line(f"{len(shards)} shard(s)", ", ".join(models), usage, manifest["cost"], why))
         manifest_path = _join(destination, MANIFEST_NAME)
         manifest["manifest_path"] = str(manifest_path)
         with open_destination(manifest_path) as out:

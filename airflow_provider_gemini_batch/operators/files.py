@@ -262,7 +262,7 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
         )
         expected = summary.expected_count
         cost = run_cost(batch.model, summary.usage)
-        self.log.info("%s", cost_line(batch.name, batch.model, summary.usage, cost["cost"]))
+        self.log.info("%s", cost_line(batch.name, batch.model, summary.usage, cost["cost"], cost.get("cost_error")))
         return {
             "path": summary.path,
             "batch_name": summary.batch_name,

@@ -5,7 +5,6 @@ Values here are plain text; the templates escape every one of them (a display na
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,8 +14,9 @@ from urllib.parse import quote
 from airflow_provider_gemini_batch.idempotency import key_in_display_name, key_marker
 from airflow_provider_gemini_batch.links import job_page_path
 from airflow_provider_gemini_batch.models import Batch
+from airflow_provider_gemini_batch.pricing import format_cost
 
-__all__ = ["COST_NOTE", "Creator", "JobView", "Segment", "format_cost", "format_duration", "format_time"]
+__all__ = ["COST_NOTE", "Creator", "JobView", "Segment", "format_duration", "format_time"]
 
 NO_VALUE = "—"
 #: What the cost column is: the download manifest's estimate, never a bill (docs/caching-and-cost.md).
@@ -155,14 +155,6 @@ def format_time(moment: datetime | None) -> str:
     if moment is None:
         return NO_VALUE
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def format_cost(dollars: float) -> str:
-    """``$12.34``; amounts under a cent keep two significant digits, ``$0.0000095``."""
-    if dollars >= 0.01 or dollars <= 0:
-        return f"${dollars:,.2f}"
-    digits = 1 - math.floor(math.log10(dollars))
-    return f"${dollars:.{digits}f}"
 
 
 def format_duration(seconds: float) -> str:

@@ -172,6 +172,11 @@ class TestCacheBeforeTheJob:
             hook.prepare_submit_input(model=MODEL, input_path=str(source), cached_content=cache.name)
         assert uploads(gemini_connection) == []
 
+    def test_an_embeddings_job_cannot_take_a_cache(self, hook: GeminiBatchHook) -> None:
+        rows = [{"key": "a", "request": {"content": {"parts": [{"text": "x"}]}}}]
+        with pytest.raises(GeminiBatchInputError, match="embeddings job cannot read a context cache"):
+            hook.prepare_submit_input(model=MODEL, requests=rows, kind="embed", cached_content="cachedContents/x")
+
     def test_an_uploaded_input_file_cannot_take_a_cache(self, hook: GeminiBatchHook) -> None:
         with pytest.raises(GeminiBatchInputError, match="Pass the JSONL file as input_path"):
             hook.prepare_submit_input(model=MODEL, input_file="files/abc", cached_content="cachedContents/x")

@@ -85,3 +85,14 @@ def test_the_manifest_of_several_shards_sums_their_tokens_and_costs(
     shard_costs = [shard["cost"]["batch"] for shard in written["shards"]]
     assert written["cost"]["batch"] == pytest.approx(sum(shard_costs))
     assert written["cost"]["estimate"] is True
+
+
+def test_a_malformed_price_table_leaves_the_cost_null_and_says_why_without_failing_the_download(
+    gemini_connection: EmulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__GEMINI_BATCH__PRICE_TABLE", '{"gemini-2.5-flash": {"inptu": 1}}')
+    name = _finished(GeminiBatchHook(), "gemini-2.5-flash", 1)
+    manifest, _ = run_task(GeminiDownloadResultsOperator(task_id="d", batch_name=name, destination=str(tmp_path)))
+    assert manifest["cost"] is None
+    assert "inptu" in manifest["cost_error"]
+    assert Path(manifest["path"]).is_file()
