@@ -162,6 +162,16 @@ class TestCacheBeforeTheJob:
         assert hook.get_file(prepared.input_file).display_name == "questions.jsonl"
         assert source.read_bytes() == original
 
+    def test_an_object_storage_input_is_rewritten_too(self, hook: GeminiBatchHook, tmp_path: Path) -> None:
+        cache = hook.create_cached_content(MODEL, contents=DOCUMENT, ttl=7200)
+        source = tmp_path / "remote.jsonl"
+        source.write_text(json.dumps(request("a", "first")) + "\n")
+        prepared = hook.prepare_submit_input(model=MODEL, input_path=f"file://{source}", cached_content=cache.name)
+        assert prepared.input_file is not None
+        uploaded = tmp_path / "uploaded.jsonl"
+        hook.download_file(prepared.input_file, str(uploaded))
+        assert json.loads(uploaded.read_bytes())["request"]["cachedContent"] == cache.name
+
     def test_a_bad_line_is_still_named_by_its_number_after_the_rewrite(
         self, hook: GeminiBatchHook, gemini_connection: EmulatorHandle, tmp_path: Path
     ) -> None:
