@@ -27,6 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Gemini Batch API",
                 "python-modules": [
                     "airflow_provider_gemini_batch.operators.batch",
+                    "airflow_provider_gemini_batch.operators.caching",
                     "airflow_provider_gemini_batch.operators.files",
                     "airflow_provider_gemini_batch.operators.webhooks",
                 ],

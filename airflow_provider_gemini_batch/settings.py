@@ -44,6 +44,11 @@ DEFAULT_QUOTA_MAX_DELAY = 600.0
 #: Bytes per shard when an input is split (sharding.py): 128 MiB under the Files API's 2 GB per
 #: input file (docs/protocol.md "Limits"), for the upload's own framing and a little rounding.
 DEFAULT_SHARD_MAX_BYTES = 2 * 1024**3 - 128 * 1024**2
+#: Seconds a context cache must still live when a job that uses it is submitted (jobs queue before
+#: they run; the service targets a day): ``[gemini_batch] cache_expiry_margin``.
+DEFAULT_CACHE_EXPIRY_MARGIN = 3600.0
+#: Requests the input-token budget guard counts with countTokens before it extrapolates (pricing docs).
+DEFAULT_TOKEN_SAMPLE_SIZE = 16
 #: Polls in flight at once per triggerer, across every Gemini batch trigger it runs.
 DEFAULT_MAX_CONCURRENT_POLLS = 16
 
@@ -98,6 +103,31 @@ CONFIG_SECTION: dict[str, Any] = {
                 "example": "3000000",
                 "default": "",
             },
+            "price_table": {
+                "description": (
+                    "Gemini API prices to use instead of, or beside, the provider's built-in table (an "
+                    "estimate as of the date in each entry; see docs/caching-and-cost.md): a JSON object of "
+                    "model id to prices in USD per million tokens at the interactive rate, merged over the "
+                    "built-in entry field by field. Fields: input, cached_input, output, thinking, "
+                    "prices_as_of, source, batch_fraction (the batch price as a share, 0.5). Empty: the "
+                    "built-in table."
+                ),
+                "version_added": "0.4.0",
+                "type": "string",
+                "example": '{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "prices_as_of": "2026-01-01"}}',
+                "default": "",
+            },
+            "cache_expiry_margin": {
+                "description": (
+                    "Seconds a context cache must still live after a job is submitted with cached_content=; "
+                    "a cache expiring sooner is refused before anything is uploaded (or its TTL extended, "
+                    "with extend_cache_ttl=). Jobs queue: raise it when yours wait long to start."
+                ),
+                "version_added": "0.4.0",
+                "type": "integer",
+                "example": "7200",
+                "default": str(int(DEFAULT_CACHE_EXPIRY_MARGIN)),
+            },
         },
     }
 }
@@ -117,6 +147,20 @@ def enqueued_token_limit() -> int | None:
 
     value = conf.get(SECTION, "enqueued_token_limit", fallback="") or ""
     return int(value) if value.strip() else None
+
+
+def price_table_setting() -> str:
+    """Read ``[gemini_batch] price_table``: a JSON object of price overrides, or ``""`` (``pricing.price_table``)."""
+    from airflow.configuration import conf
+
+    return conf.get(SECTION, "price_table", fallback="") or ""
+
+
+def cache_expiry_margin() -> float:
+    """Read ``[gemini_batch] cache_expiry_margin``: seconds a cache must outlive a job's submission."""
+    from airflow.configuration import conf
+
+    return float(conf.getint(SECTION, "cache_expiry_margin", fallback=int(DEFAULT_CACHE_EXPIRY_MARGIN)))
 
 
 #: The extras of a ``gemini`` connection, as the connection form shows them.

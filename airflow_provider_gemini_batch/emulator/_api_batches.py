@@ -187,7 +187,7 @@ async def list_batches(request: Request) -> Response:
 async def _observe(state: EmulatorState, job: Job, *, include_inline_results: bool = True) -> dict[str, Any]:
     """Render the job as it is now, computing its results first if it has just succeeded."""
     view = job.view(time.time_ns())
-    await settle(job, state.files, view.state)
+    await settle(job, state.files, view.state, state.caches)
     return render_operation(view, include_inline_results=include_inline_results)
 
 

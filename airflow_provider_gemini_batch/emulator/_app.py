@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from airflow_provider_gemini_batch.emulator._api_batches import batch_routes
+from airflow_provider_gemini_batch.emulator._api_caching import caching_routes
 from airflow_provider_gemini_batch.emulator._api_control import control_routes
 from airflow_provider_gemini_batch.emulator._api_files import file_routes
+from airflow_provider_gemini_batch.emulator._api_models import model_routes
 from airflow_provider_gemini_batch.emulator._api_webhooks import webhook_routes
 from airflow_provider_gemini_batch.emulator._config import (
     DEFAULT_CHUNK_GRANULARITY,
@@ -81,7 +83,7 @@ def create_app(
             await state.courier.stop()
 
     app = Starlette(
-        routes=control_routes() + file_routes() + batch_routes() + webhook_routes(),
+        routes=control_routes() + file_routes() + batch_routes() + webhook_routes() + caching_routes() + model_routes(),
         middleware=[Middleware(ApiFrontDoor, state=state)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
         lifespan=lifespan,

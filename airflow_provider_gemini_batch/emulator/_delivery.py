@@ -155,7 +155,7 @@ class Courier:
     async def _announce(self, job: Job, view: JobView) -> None:
         """Settle the job's results, then send its event to each target."""
         generation = self._state.generation
-        await settle(job, self._state.files, view.state)
+        await settle(job, self._state.files, view.state, self._state.caches)
         if generation != self._state.generation:
             return
         event_type = BATCH_EVENTS[view.state]

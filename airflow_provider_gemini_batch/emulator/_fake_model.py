@@ -32,6 +32,7 @@ __all__ = [
     "answer_generation",
     "item_error",
     "rejects",
+    "token_count",
 ]
 
 FAILURE_MARKER = "[[fail]]"
@@ -50,8 +51,12 @@ def item_error(message: str) -> dict[str, Any]:
     return {"error": {"code": 3, "message": message, "status": "INVALID_ARGUMENT"}}
 
 
-def answer_generation(request: object, model: str) -> dict[str, Any]:
-    """Answer one GenerateContentRequest the way the fake model always does."""
+def answer_generation(request: object, model: str, cached_tokens: int = 0) -> dict[str, Any]:
+    """Answer one GenerateContentRequest the way the fake model always does.
+
+    :param cached_tokens: the tokens of the context cache the request names (``cachedContent``): they
+        count in ``promptTokenCount`` and are reported as ``cachedContentTokenCount``, as the service does.
+    """
     try:
         user_text, prompt_words = _generation_prompt(request)
     except _InvalidRequest as error:
@@ -67,11 +72,14 @@ def answer_generation(request: object, model: str) -> dict[str, Any]:
     return {
         "response": {
             "candidates": [candidate],
-            "usageMetadata": {
-                "promptTokenCount": prompt_words,
-                "candidatesTokenCount": reply_words,
-                "totalTokenCount": prompt_words + reply_words,
-            },
+            "usageMetadata": omit_empty(
+                {
+                    "promptTokenCount": prompt_words + cached_tokens,
+                    "cachedContentTokenCount": cached_tokens,
+                    "candidatesTokenCount": reply_words,
+                    "totalTokenCount": prompt_words + cached_tokens + reply_words,
+                }
+            ),
             "modelVersion": model_id,
             "responseId": _digest_id(f"{model_id}\n{user_text}"),
         }
@@ -86,6 +94,16 @@ def answer_embedding(request: object) -> dict[str, Any]:
         return item_error(str(error))
     response = {"embedding": {"values": _unit_vector(text, dimension)}, "tokenCount": int64(len(text.split()))}
     return {"response": omit_empty(response)}
+
+
+def token_count(contents: object, system_instruction: object = None) -> int:
+    """Count tokens as the fake model does, in words: every text part of ``contents`` and the system instruction.
+
+    ``countTokens`` answers this for a request's contents, and a context cache holds this many tokens.
+    """
+    every_content = contents if isinstance(contents, list) else [contents]
+    texts = [text for content in every_content for text in _texts(content)] + _texts(system_instruction)
+    return len(" ".join(texts).split())
 
 
 def rejects(request: object, *, embedding: bool) -> bool:

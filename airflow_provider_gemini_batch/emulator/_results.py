@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from airflow_provider_gemini_batch.emulator._caches import CacheStore
 from airflow_provider_gemini_batch.emulator._fake_model import (
     answer_embedding,
     answer_generation,
@@ -49,48 +50,56 @@ def _count_file_requests(path: Path, embedding: bool) -> tuple[int, int]:
     return requests, failures
 
 
-async def settle(job: Job, files: FileStore, state: str) -> None:
-    """Make sure a job seen in ``state`` has its results, computing them at most once."""
+async def settle(job: Job, files: FileStore, state: str, caches: CacheStore | None = None) -> None:
+    """Make sure a job seen in ``state`` has its results, computing them at most once.
+
+    :param caches: the context caches requests may name (``cachedContent``); a request naming one
+        that is gone by now fails, as on the service.
+    """
     if state != "SUCCEEDED" or job.materialized:
         return
     async with job.materializing:
         if job.materialized:  # another request computed them while this one waited
             return
         if job.input_path is not None:
-            stored = await anyio.to_thread.run_sync(_write_results_file, job, files)
+            stored = await anyio.to_thread.run_sync(_write_results_file, job, files, caches)
             files.register(stored)
             job.results_file_name = stored.name
         else:
-            job.inline_results = await anyio.to_thread.run_sync(_inline_results, job)
+            job.inline_results = await anyio.to_thread.run_sync(_inline_results, job, caches)
 
 
-def _answer(job: Job, request: object) -> dict[str, Any]:
+def _answer(job: Job, request: object, caches: CacheStore | None) -> dict[str, Any]:
     if job.embedding:
         return answer_embedding(request)
-    return answer_generation(request, job.model)
+    cached = caches.tokens_for(request, job.model) if caches is not None and isinstance(request, Mapping) else 0
+    if isinstance(cached, str):
+        return item_error(cached)
+    return answer_generation(request, job.model, cached)
 
 
-def _inline_results(job: Job) -> list[dict[str, Any]]:
+def _inline_results(job: Job, caches: CacheStore | None) -> list[dict[str, Any]]:
     results = []
     for item in job.inline_requests or []:
-        result = _answer(job, item.get("request", {}))
+        result = _answer(job, item.get("request", {}), caches)
         if item.get("metadata"):
             result["metadata"] = item["metadata"]
         results.append(result)
     return results
 
 
-def _write_results_file(job: Job, files: FileStore) -> StoredFile:
+def _write_results_file(job: Job, files: FileStore, caches: CacheStore | None) -> StoredFile:
     assert job.input_path is not None  # only file jobs get here
-    return files.write_generated(f"batch-{job.batch_id}", _result_lines(job, job.input_path), _RESULTS_MIME_TYPE)
+    lines = _result_lines(job, job.input_path, caches)
+    return files.write_generated(f"batch-{job.batch_id}", lines, _RESULTS_MIME_TYPE)
 
 
-def _result_lines(job: Job, path: Path) -> Iterator[bytes]:
+def _result_lines(job: Job, path: Path, caches: CacheStore | None) -> Iterator[bytes]:
     for echo, request in _read_input_lines(path):
         if request is None:
             outcome = item_error("Invalid request line: expected a JSON object with a 'request' object.")
         else:
-            outcome = _answer(job, request)
+            outcome = _answer(job, request, caches)
         yield (json.dumps({**echo, **outcome}) + "\n").encode()
 
 

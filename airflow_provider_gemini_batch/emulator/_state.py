@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from airflow_provider_gemini_batch.emulator._caches import CacheStore
 from airflow_provider_gemini_batch.emulator._config import EmulatorConfig
 from airflow_provider_gemini_batch.emulator._delivery import Courier
 from airflow_provider_gemini_batch.emulator._faults import FaultBook
@@ -24,7 +25,7 @@ T = TypeVar("T")
 
 
 class EmulatorState:
-    """Files, jobs, webhooks and their deliveries, fault rules, request log and configuration of one emulator.
+    """Files, jobs, webhooks and deliveries, context caches, fault rules, request log and configuration of an emulator.
 
     Only the server's event loop thread touches it (see ``_results`` for the one exception).
 
@@ -41,6 +42,7 @@ class EmulatorState:
         self.jobs = JobStore()
         self.faults = FaultBook()
         self.webhooks = WebhookStore()
+        self.caches = CacheStore()
         self.courier = Courier(self)
         self.request_log: list[dict[str, Any]] = []
         #: Counts resets, so work started before one (a held create) can tell it should not land after it.
@@ -58,6 +60,7 @@ class EmulatorState:
         self.files.reset()
         self.jobs.reset()
         self.webhooks.reset()
+        self.caches.reset()
         self.faults.clear()
         self.request_log.clear()
 

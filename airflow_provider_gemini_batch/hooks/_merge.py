@@ -21,6 +21,7 @@ import pydantic_core
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBatchIncompleteResults
 from airflow_provider_gemini_batch.hooks._sources import as_storage_path, open_destination
 from airflow_provider_gemini_batch.outcome import MissingResultsPolicy
+from airflow_provider_gemini_batch.pricing import cost_line, run_cost, summed_cost, tokens_by_kind
 
 if TYPE_CHECKING:
     from airflow_provider_gemini_batch.hooks.gemini_batch import GeminiBatchHook
@@ -82,7 +83,8 @@ class ResultsSetWriter:
                 shard["error"] = "no job: the shard's submit task pushed no batch name"
                 continue
             try:
-                summary = self.hook.write_results(name, destination, skip_if_complete=skip_if_complete)
+                batch = self.hook.get_batch(name)
+                summary = self.hook.write_results(batch, destination, skip_if_complete=skip_if_complete)
             except GeminiBatchError as exc:
                 self.log.warning("Shard %d (%s) has no results: %s", index, name, exc)
                 shard["error"] = str(exc)
@@ -94,6 +96,8 @@ class ResultsSetWriter:
                 succeeded_count=summary.succeeded_count,
                 failed_count=summary.failed_count,
                 usage=summary.usage,
+                model=batch.model,
+                **run_cost(batch.model, summary.usage),
             )
             for key in _keys(summary.path):
                 if key in found:
@@ -141,8 +145,13 @@ class ResultsSetWriter:
             "missing_keys": missing_keys,
             "complete": not missing and not failed_shards,
             "usage": usage,
+            "tokens": tokens_by_kind(usage),
+            "cost": summed_cost([shard["cost"] for shard in written]),
             "shards": shards,
         }
+        models = sorted({str(shard["model"]) for shard in written})
+        why = next((shard["cost_error"] for shard in written if "cost_error" in shard), None)
+        self.log.info("%s", cost_line(f"{len(shards)} shard(s)", ", ".join(models), usage, manifest["cost"], why))
         manifest_path = _join(destination, MANIFEST_NAME)
         manifest["manifest_path"] = str(manifest_path)
         with open_destination(manifest_path) as out:

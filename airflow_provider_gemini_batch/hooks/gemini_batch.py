@@ -1,4 +1,4 @@
-"""``GeminiBatchHook``: auth and every HTTP call to the Gemini Batch, Files and Webhooks APIs, sync and async."""
+"""``GeminiBatchHook``: auth and every HTTP call to the Gemini Batch, Files, caching and Webhooks APIs."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from airflow_provider_gemini_batch.exceptions import (
     GeminiBatchServerError,
 )
 from airflow_provider_gemini_batch.hooks import _endpoints
+from airflow_provider_gemini_batch.hooks._caching import GeminiCachingHook
 from airflow_provider_gemini_batch.hooks._client import SyncClient, within
 from airflow_provider_gemini_batch.hooks._durable import DurableSubmit
 from airflow_provider_gemini_batch.hooks._endpoints import apages, pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
-from airflow_provider_gemini_batch.hooks._files import GeminiFilesHook
 from airflow_provider_gemini_batch.hooks._merge import ResultsSetWriter
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
 from airflow_provider_gemini_batch.hooks._webhooks import GeminiWebhooksHook
@@ -32,8 +32,8 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
-    """Talk to the Gemini API Batch Mode, Files API and webhooks through an Airflow connection of type ``gemini``.
+class GeminiBatchHook(GeminiCachingHook, GeminiWebhooksHook):
+    """Talk to the Gemini API Batch Mode, Files API, context caches and webhooks through a ``gemini`` connection.
 
     The connection's **password** holds the API key (sent only in the ``x-goog-api-key`` header);
     its optional **host** is the base URL (the emulator's, or a proxy's); its extras are

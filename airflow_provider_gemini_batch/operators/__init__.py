@@ -10,6 +10,10 @@ from airflow_provider_gemini_batch.operators.batch import (
     GeminiSubmitBatchOperator,
     GeminiSubmitEmbeddingsBatchOperator,
 )
+from airflow_provider_gemini_batch.operators.caching import (
+    GeminiCreateCachedContentOperator,
+    GeminiDeleteCachedContentOperator,
+)
 from airflow_provider_gemini_batch.operators.files import (
     GeminiDeleteFileOperator,
     GeminiDownloadResultsOperator,
@@ -21,8 +25,10 @@ from airflow_provider_gemini_batch.operators.webhooks import GeminiCreateWebhook
 __all__ = [
     "GeminiBatchBaseOperator",
     "GeminiCancelBatchOperator",
+    "GeminiCreateCachedContentOperator",
     "GeminiCreateWebhookOperator",
     "GeminiDeleteBatchOperator",
+    "GeminiDeleteCachedContentOperator",
     "GeminiDeleteFileOperator",
     "GeminiDeleteWebhookOperator",
     "GeminiDownloadResultsOperator",

@@ -133,6 +133,16 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         store (Airflow 3.3+) or found by that key (3.0-3.2).
     :param resubmit_on_failure: with ``durable``, submit a fresh job when the earlier try's job ended
         FAILED, CANCELLED or EXPIRED (default). ``False`` reports that outcome again without paying.
+    :param cached_content: a context cache (``cachedContents/...``, e.g. ``GeminiCreateCachedContentOperator``'s
+        XCom; templated) set as ``cachedContent`` on every request that names none; a JSONL ``input_path``
+        is rewritten line by line on its way to the upload. The cache must be on ``model`` and live at
+        least ``[gemini_batch] cache_expiry_margin`` seconds more, else the task fails before anything is
+        uploaded (``docs/caching-and-cost.md``).
+    :param extend_cache_ttl: when the cache would expire within that margin, set its TTL to this
+        (seconds or a ``timedelta``, from now) instead of failing.
+    :param max_input_tokens: refuse, before anything is uploaded, an input whose estimated input tokens
+        (a sample counted with ``countTokens``, extrapolated by bytes; context-cache tokens included once per
+        request) exceed this. The estimate's error margin: ``docs/caching-and-cost.md``.
     """
 
     operator_extra_links = (GeminiBatchLink(),)
@@ -145,6 +155,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         "extra_batch_fields",
         "webhook_uris",
         "webhook_metadata",
+        "cached_content",
         "gemini_conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
@@ -179,6 +190,9 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         webhook_metadata: dict[str, Any] | None = None,
         durable: bool = True,
         resubmit_on_failure: bool = True,
+        cached_content: str | None = None,
+        extend_cache_ttl: float | timedelta | None = None,
+        max_input_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -212,6 +226,9 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         self.failure_policy = FailurePolicy(max_failed_requests, max_failed_ratio)
         self.durable = durable
         self.resubmit_on_failure = resubmit_on_failure
+        self.cached_content = cached_content
+        self.extend_cache_ttl = extend_cache_ttl
+        self.max_input_tokens = max_input_tokens
         self._batch_name: str | None = None
         self._batch_fields: dict[str, Any] | None = None
         self._prepared: PreparedInput | None = None
@@ -333,9 +350,13 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
         )
 
     def _prepare(self) -> PreparedInput:
-        """Validate and upload the input, once per task execution (a create refused for quota reuses it)."""
+        """Check, validate and upload the input, once per task execution (a create refused for quota reuses it)."""
         if self._prepared is None:
-            self._prepared = self.hook.prepare_input(
+            self._prepared = self.hook.prepare_submit_input(
+                model=self.model,
+                cached_content=self.cached_content or None,
+                extend_cache_ttl=self.extend_cache_ttl,
+                max_input_tokens=self.max_input_tokens,
                 requests=self.requests,
                 input_file=self.input_file,
                 input_path=self.input_path,

@@ -9,6 +9,7 @@ from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError, Gemi
 from airflow_provider_gemini_batch.links import GeminiBatchLink
 from airflow_provider_gemini_batch.operators.batch import GeminiBatchBaseOperator
 from airflow_provider_gemini_batch.outcome import MissingResultsPolicy
+from airflow_provider_gemini_batch.pricing import cost_line, run_cost
 from airflow_provider_gemini_batch.settings import DEFAULT_SHARD_MAX_BYTES, enqueued_token_limit
 from airflow_provider_gemini_batch.storage import require_filesystem
 
@@ -186,7 +187,10 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
     The manifest: ``path``, ``batch_name``, ``display_name``, ``result_count`` (lines written),
     ``expected_count`` (the job's request count, or the number of ``expected_keys``; ``None`` when the
     job reports none), ``succeeded_count``, ``failed_count``, ``missing_count`` (0: missing results fail
-    the task instead) and token ``usage`` (each counter summed).
+    the task instead), token ``usage`` (each counter summed), ``tokens`` by kind (``prompt``, ``cached``,
+    ``output``, ``thinking``) and ``cost``: an estimate at batch and interactive prices from the price
+    table (``pricing.py``; ``null`` for a model without a price), also logged in one line
+    (``docs/caching-and-cost.md``).
 
     :param batch_name: ``batches/...`` (templated; usually the submit task's XCom).
     :param destination: a file path ending in ``.jsonl``, or in ``.jsonl.gz`` for a gzip-compressed
@@ -249,13 +253,16 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
                 policy=self.missing_policy,
                 skip_if_complete=self.skip_if_complete,
             )
+        batch = self.hook.get_batch(self.batch_name)
         summary = self.hook.write_results(
-            self.batch_name,
+            batch,
             self.destination,
             expected_keys=self.expected_keys,
             skip_if_complete=self.skip_if_complete,
         )
         expected = summary.expected_count
+        cost = run_cost(batch.model, summary.usage)
+        self.log.info("%s", cost_line(batch.name, batch.model, summary.usage, cost["cost"], cost.get("cost_error")))
         return {
             "path": summary.path,
             "batch_name": summary.batch_name,
@@ -266,4 +273,5 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
             "failed_count": summary.failed_count,
             "missing_count": max(expected - summary.result_count, 0) if expected is not None else 0,
             "usage": summary.usage,
+            **cost,
         }

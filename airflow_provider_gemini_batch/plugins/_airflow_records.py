@@ -5,8 +5,9 @@
   task instances of the provider's submit operators in DAG runs that had not ended when the oldest
   listed job was created are hashed, and their keys matched. A subclass under another class name is
   not recognised, nor is a job submitted with ``durable=False`` (it carries no key).
-- **Tokens**: ``GeminiDownloadResultsOperator`` returns a manifest with the job's name and its
-  summed token ``usage``; the manifests of download tasks since the oldest listed job are read.
+- **Tokens and cost**: ``GeminiDownloadResultsOperator`` returns a manifest with the job's name, its
+  summed token ``usage`` and its ``cost`` estimate (``pricing.py``); the manifests of download tasks
+  since the oldest listed job are read.
 
 Both are reads of a few indexed rows per job, in one short session each.
 """
@@ -16,13 +17,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from airflow_provider_gemini_batch.idempotency import idempotency_key
 from airflow_provider_gemini_batch.plugins._job_view import Creator
 
-__all__ = ["creators_by_key", "gemini_connection_ids", "usage_by_batch"]
+__all__ = ["Downloaded", "creators_by_key", "downloads_by_batch", "gemini_connection_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,16 @@ def creators_by_key(keys: Collection[str], since: datetime | None) -> dict[str, 
     return found
 
 
-def usage_by_batch(batch_names: Collection[str], since: datetime | None) -> dict[str, dict[str, int]]:
-    """Summed token counters per job, from the manifests download tasks returned since ``since``."""
+@dataclass(frozen=True)
+class Downloaded:
+    """What a download task's manifest says of a job: summed token counters, and the cost estimate if priced."""
+
+    usage: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, Any] | None = None
+
+
+def downloads_by_batch(batch_names: Collection[str], since: datetime | None) -> dict[str, Downloaded]:
+    """Token counters and cost per job, from the manifests download tasks returned since ``since``."""
     if not batch_names:
         return {}
     from airflow.models.taskinstance import TaskInstance
@@ -82,7 +92,7 @@ def usage_by_batch(batch_names: Collection[str], since: datetime | None) -> dict
     if since is not None:
         query = query.where(XComModel.timestamp >= since)
     wanted = set(batch_names)
-    found: dict[str, dict[str, int]] = {}
+    found: dict[str, Downloaded] = {}
     with create_session() as session:
         for (value,) in session.execute(query):
             manifest = _decoded(value)
@@ -90,12 +100,26 @@ def usage_by_batch(batch_names: Collection[str], since: datetime | None) -> dict
                 continue
             usage = manifest.get("usage")
             if isinstance(usage, Mapping):
-                found[manifest["batch_name"]] = {
+                counters = {
                     name: count
                     for name, count in usage.items()
                     if isinstance(count, int) and not isinstance(count, bool)
                 }
+                found[manifest["batch_name"]] = Downloaded(counters, _cost(manifest.get("cost")))
     return found
+
+
+def _cost(cost: Any) -> dict[str, Any] | None:
+    """A manifest's ``cost`` when it has the shape ``pricing.estimate_cost`` gives, else ``None``."""
+    if not isinstance(cost, Mapping):
+        return None
+    amounts = [cost.get(name) for name in ("batch", "interactive", "saved")]
+    if not all(isinstance(amount, (int, float)) and not isinstance(amount, bool) for amount in amounts):
+        return None
+    return {name: cost[name] for name in ("batch", "interactive", "saved")} | {
+        "prices_as_of": str(cost.get("prices_as_of") or ""),
+        "currency": str(cost.get("currency") or "USD"),
+    }
 
 
 def gemini_connection_ids() -> list[str]:

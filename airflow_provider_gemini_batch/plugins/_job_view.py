@@ -8,17 +8,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_gemini_batch.idempotency import key_in_display_name, key_marker
 from airflow_provider_gemini_batch.links import job_page_path
 from airflow_provider_gemini_batch.models import Batch
+from airflow_provider_gemini_batch.pricing import format_cost
 
-__all__ = ["Creator", "JobView", "Segment", "format_duration", "format_time"]
+__all__ = ["COST_NOTE", "Creator", "JobView", "Segment", "format_duration", "format_time"]
 
 NO_VALUE = "—"
-#: Why the cost column is empty: no price table ships with the provider yet, and none is invented.
-NO_PRICES = "No price table ships with the provider yet, so no cost is estimated."
+#: What the cost column is: the download manifest's estimate, never a bill (docs/caching-and-cost.md).
+COST_NOTE = (
+    "Cost is the estimate a download task's manifest gives at batch prices, from the provider's price table "
+    "(prices as of the date shown; check them against Google's pricing page); a dash where no download priced the job."
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class JobView:
     creator: Creator | None = None
     usage: Mapping[str, int] = field(default_factory=dict)
     """Token counters summed over the job's results, from a download task's manifest; empty if none was downloaded."""
+    cost_estimate: Mapping[str, Any] | None = None
+    """The manifest's ``cost`` (``batch``, ``interactive``, ``saved``, ``prices_as_of``); ``None`` if not priced."""
 
     @property
     def title(self) -> str:
@@ -123,7 +130,20 @@ class JobView:
 
     @property
     def cost(self) -> str:
-        return NO_VALUE
+        """What the job cost at batch prices, estimated; a dash when no download priced it."""
+        return format_cost(self.cost_estimate["batch"]) if self.cost_estimate else NO_VALUE
+
+    @property
+    def cost_detail(self) -> str:
+        """The estimate in full: batch, interactive, saved, and the price table's date."""
+        if not self.cost_estimate:
+            return NO_VALUE
+        estimate = self.cost_estimate
+        batch, interactive, saved = (format_cost(estimate[name]) for name in ("batch", "interactive", "saved"))
+        as_of = estimate.get("prices_as_of") or "unknown"
+        return (
+            f"{batch} at batch prices ({interactive} interactively, {saved} saved; an estimate, prices as of {as_of})"
+        )
 
     def page_path(self, conn_id: str) -> str:
         """The job's page, relative to Airflow's root (where the operators' extra link points too)."""

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError, GeminiBatchNotFoundError
 from airflow_provider_gemini_batch.idempotency import key_in_display_name
 from airflow_provider_gemini_batch.models import Batch, BatchState
-from airflow_provider_gemini_batch.plugins._job_view import NO_PRICES, JobView
+from airflow_provider_gemini_batch.plugins._job_view import COST_NOTE, JobView
 from airflow_provider_gemini_batch.plugins._page_access import PageRefused, require_dag_reader
 from airflow_provider_gemini_batch.settings import (
     BATCHES_PAGE_JOBS,
@@ -67,7 +67,7 @@ def list_page(request: Request, conn_id: str = DEFAULT_CONN_ID, state: str = "")
         "jobs": [],
         "connections": [conn_id],
         "limit": BATCHES_PAGE_JOBS,
-        "no_prices": NO_PRICES,
+        "cost_note": COST_NOTE,
         "error": None,
     }
     try:
@@ -93,7 +93,7 @@ def job_page(request: Request, batch_id: str, conn_id: str = DEFAULT_CONN_ID) ->
         context["error"] = error.message
         return _render(request, "batch.html", context, status_code=error.status_code)
     (job,) = _with_airflow_records([batch])
-    context.update(job=job, refresh=job.running, no_prices=NO_PRICES, stats=batch.batch_stats)
+    context.update(job=job, refresh=job.running, cost_note=COST_NOTE, stats=batch.batch_stats)
     return _render(request, "batch.html", context)
 
 
@@ -150,17 +150,25 @@ def _get(hook: GeminiBatchHook, name: str) -> Batch:
 
 def _with_airflow_records(batches: list[Batch]) -> list[JobView]:
     """Each job with the task that created it and its downloaded tokens, when Airflow's DB knows them."""
-    from airflow_provider_gemini_batch.plugins._airflow_records import creators_by_key, usage_by_batch
+    from airflow_provider_gemini_batch.plugins._airflow_records import creators_by_key, downloads_by_batch
 
     times = [batch.create_time for batch in batches if batch.create_time is not None]
     since = min(times) if times else None
     keys = {batch.name: key_in_display_name(batch.display_name) for batch in batches}
     creators = creators_by_key({key for key in keys.values() if key}, since)
-    usage = usage_by_batch([batch.name for batch in batches if batch.state.is_terminal], since)
-    return [
-        JobView(batch, creator=creators.get(keys[batch.name] or ""), usage=usage.get(batch.name, {}))
-        for batch in batches
-    ]
+    downloads = downloads_by_batch([batch.name for batch in batches if batch.state.is_terminal], since)
+    views = []
+    for batch in batches:
+        downloaded = downloads.get(batch.name)
+        views.append(
+            JobView(
+                batch,
+                creator=creators.get(keys[batch.name] or ""),
+                usage=downloaded.usage if downloaded else {},
+                cost_estimate=downloaded.cost if downloaded else None,
+            )
+        )
+    return views
 
 
 def _connection_choices(current: str) -> list[str]:

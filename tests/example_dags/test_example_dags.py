@@ -38,6 +38,7 @@ PROMPT = {"contents": [{"parts": [{"text": "hold the slot"}]}]}
 EXAMPLE_DAG_IDS = {
     "gemini_batch_nightly",
     "gemini_embeddings_batch",
+    "gemini_batch_cached_document",
     "gemini_batch_cleanup",
     "gemini_batch_event_driven",
     "gemini_batch_results_on_completion",

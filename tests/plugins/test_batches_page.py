@@ -349,7 +349,18 @@ def test_the_dag_run_and_task_that_created_a_job_and_its_downloaded_tokens_are_s
     tokens = re.search(r'<td class="tokens">([0-9,]+)</td>', row)
     assert tokens is not None
     assert int(tokens.group(1).replace(",", "")) > 0
-    assert re.search(r'<td class="cost">—</td>', row)
+    # The download's manifest priced it: 5 prompt and 7 output tokens of gemini-2.5-flash at half the
+    # interactive price, (5 x 0.30 + 7 x 2.50) / 1e6 / 2 = $0.0000095.
+    assert re.search(r'<td class="cost" title="[^"]*estimate[^"]*">\$0\.0000095</td>', row)
+    assert "$0.0000095 at batch prices ($0.000019 interactively, $0.0000095 saved; an estimate, prices as of" in job
+
+
+def test_a_job_without_a_priced_download_shows_a_dash_for_its_cost(
+    api_server: TestClient, viewer: dict[str, str], gemini_connection: EmulatorHandle
+) -> None:
+    batch = GeminiBatchHook().create_batch("gemini-2.5-flash", requests=[{"contents": [{"parts": [{"text": "x"}]}]}])
+    row = rows(api_server.get(PAGE, headers=viewer).text)[batch.name]
+    assert re.search(r'<td class="cost"[^>]*>—</td>', row)
 
 
 def test_a_user_who_may_not_read_dags_is_refused_as_by_airflows_dag_list(
