@@ -108,7 +108,7 @@ def expiry_problem(cache: CachedContent, model: str, now: datetime, margin: floa
     when = cache.expire_time.astimezone(timezone.utc).isoformat(timespec="seconds")
     return (
         f"Context cache {cache.name} expires at {when}, {max(left, 0):.0f} s from now, under the {margin:.0f} s a "
-        "job may wait before it runs ([gemini_batch] cache_expiry_margin): its requests would fail. Nothing was "
+        "job may wait before it runs ([gemini_batch] cache_expiry_margin_hours): its requests would fail. Nothing was "
         "uploaded or submitted. Pass extend_cache_ttl= (e.g. timedelta(hours=2)) to extend the cache first, or "
         "create it with a longer ttl."
     )

@@ -44,9 +44,10 @@ DEFAULT_QUOTA_MAX_DELAY = 600.0
 #: Bytes per shard when an input is split (sharding.py): 128 MiB under the Files API's 2 GB per
 #: input file (docs/protocol.md "Limits"), for the upload's own framing and a little rounding.
 DEFAULT_SHARD_MAX_BYTES = 2 * 1024**3 - 128 * 1024**2
-#: Seconds a context cache must still live when a job that uses it is submitted (jobs queue before
-#: they run; the service targets a day): ``[gemini_batch] cache_expiry_margin``.
-DEFAULT_CACHE_EXPIRY_MARGIN = 3600.0
+#: Hours a context cache must still live when a job that uses it is submitted (jobs queue before
+#: they run; the service targets a day): ``[gemini_batch] cache_expiry_margin_hours``. Shorter than
+#: the media files' margin, as a cache is billed for every hour it lives.
+DEFAULT_CACHE_EXPIRY_MARGIN_HOURS = 1.0
 #: Requests the input-token budget guard counts with countTokens before it extrapolates (pricing docs).
 DEFAULT_TOKEN_SAMPLE_SIZE = 16
 #: Polls in flight at once per triggerer, across every Gemini batch trigger it runs.
@@ -117,16 +118,16 @@ CONFIG_SECTION: dict[str, Any] = {
                 "example": '{"gemini-2.5-flash": {"input": 0.3, "output": 2.5, "prices_as_of": "2026-01-01"}}',
                 "default": "",
             },
-            "cache_expiry_margin": {
+            "cache_expiry_margin_hours": {
                 "description": (
-                    "Seconds a context cache must still live after a job is submitted with cached_content=; "
+                    "Hours a context cache must still live after a job is submitted with cached_content=; "
                     "a cache expiring sooner is refused before anything is uploaded (or its TTL extended, "
                     "with extend_cache_ttl=). Jobs queue: raise it when yours wait long to start."
                 ),
                 "version_added": "0.4.0",
-                "type": "integer",
-                "example": "7200",
-                "default": str(int(DEFAULT_CACHE_EXPIRY_MARGIN)),
+                "type": "float",
+                "example": "2",
+                "default": str(DEFAULT_CACHE_EXPIRY_MARGIN_HOURS),
             },
         },
     }
@@ -157,10 +158,11 @@ def price_table_setting() -> str:
 
 
 def cache_expiry_margin() -> float:
-    """Read ``[gemini_batch] cache_expiry_margin``: seconds a cache must outlive a job's submission."""
+    """Read ``[gemini_batch] cache_expiry_margin_hours`` as seconds a cache must outlive a job's submission."""
     from airflow.configuration import conf
 
-    return float(conf.getint(SECTION, "cache_expiry_margin", fallback=int(DEFAULT_CACHE_EXPIRY_MARGIN)))
+    hours = conf.getfloat(SECTION, "cache_expiry_margin_hours", fallback=DEFAULT_CACHE_EXPIRY_MARGIN_HOURS)
+    return max(0.0, hours) * 3600
 
 
 #: The extras of a ``gemini`` connection, as the connection form shows them.

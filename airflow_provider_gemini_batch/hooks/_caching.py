@@ -230,7 +230,7 @@ class GeminiCachingHook(GeminiFilesHook):
     ) -> CachedContent:
         """Check that a job on ``model`` submitted now can use a cache: its model, and that it outlives ``margin``.
 
-        :param margin: seconds the cache must still live (default ``[gemini_batch] cache_expiry_margin``).
+        :param margin: seconds the cache must still live (default ``[gemini_batch] cache_expiry_margin_hours``).
         :param extend_ttl: when the cache would expire sooner, set its TTL to this (from now) instead of refusing.
         :raises GeminiBatchInputError: the cache is gone, on another model, or expires too soon; the
             message says what to do. Nothing is uploaded before this check.

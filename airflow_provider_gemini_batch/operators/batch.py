@@ -136,7 +136,7 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     :param cached_content: a context cache (``cachedContents/...``, e.g. ``GeminiCreateCachedContentOperator``'s
         XCom; templated) set as ``cachedContent`` on every request that names none; a JSONL ``input_path``
         is rewritten line by line on its way to the upload. The cache must be on ``model`` and live at
-        least ``[gemini_batch] cache_expiry_margin`` seconds more, else the task fails before anything is
+        least ``[gemini_batch] cache_expiry_margin_hours`` more, else the task fails before anything is
         uploaded (``docs/caching-and-cost.md``).
     :param extend_cache_ttl: when the cache would expire within that margin, set its TTL to this
         (seconds or a ``timedelta``, from now) instead of failing.

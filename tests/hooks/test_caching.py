@@ -100,7 +100,7 @@ class TestCacheBeforeTheJob:
             hook.prepare_submit_input(model=MODEL, requests=[request("a", "hi")], cached_content=cache.name)
         message = str(refused.value)
         assert cache.name in message
-        assert "cache_expiry_margin" in message
+        assert "cache_expiry_margin_hours" in message
         assert "extend_cache_ttl" in message
         assert "Nothing was uploaded" in message
         assert uploads(gemini_connection) == []
@@ -121,6 +121,15 @@ class TestCacheBeforeTheJob:
         assert (extended.expire_time - cache.expire_time).total_seconds() > 7000
         assert prepared.requests is not None
         assert [item["request"]["cachedContent"] for item in prepared.requests] == [cache.name, "cachedContents/mine"]
+
+    def test_the_margin_is_read_in_hours_from_the_provider_settings(
+        self, hook: GeminiBatchHook, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        cache = hook.create_cached_content(MODEL, contents=DOCUMENT, ttl=timedelta(minutes=90))
+        hook.cache_for_job(cache.name, MODEL)  # 90 minutes outlive the default hour.
+        monkeypatch.setenv("AIRFLOW__GEMINI_BATCH__CACHE_EXPIRY_MARGIN_HOURS", "2")
+        with pytest.raises(GeminiBatchInputError, match=r"under the 7200 s a job may wait"):
+            hook.cache_for_job(cache.name, MODEL)
 
     def test_an_extension_shorter_than_the_margin_is_refused(self, hook: GeminiBatchHook) -> None:
         cache = hook.create_cached_content(MODEL, contents=DOCUMENT, ttl=30)

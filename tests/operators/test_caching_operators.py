@@ -61,7 +61,7 @@ def test_a_submit_naming_a_cache_about_to_expire_fails_before_anything_is_upload
 ) -> None:
     name, _ = _create_cache(ttl=60)
     operator = GeminiSubmitBatchOperator(task_id="submit", model=MODEL, requests=requests(3), cached_content=name)
-    with pytest.raises(GeminiBatchInputError, match="cache_expiry_margin"):
+    with pytest.raises(GeminiBatchInputError, match="cache_expiry_margin_hours"):
         run_task(operator)
     sent = [f"{r['method']} {r['path']}" for r in gemini_connection.control.requests()]
     assert [line for line in sent if "upload" in line or "batchGenerateContent" in line] == []
