@@ -168,7 +168,8 @@ class MediaExtractor:
                 blob = part.get("inlineData") if type(part) is dict else None
                 if type(blob) is not dict or type(blob.get("data")) is not str:
                     continue
-                mime_type = blob.get("mimeType") if type(blob.get("mimeType")) is str else "application/octet-stream"
+                mime_type = blob.get("mimeType")
+                mime_type = mime_type if isinstance(mime_type, str) else "application/octet-stream"
                 name = media_file_name(key, len(references), mime_type)
                 encoded = blob["data"] if self.keep_inline else blob.pop("data")
                 blob["file"] = self._write(name, _decoded(memoryview(encoded.encode())))
@@ -176,7 +177,7 @@ class MediaExtractor:
         if not references:
             return line
         data["media"] = references
-        return json_encode(data)
+        return json_encode(data) + line[len(line.rstrip()) :]
 
 
 class _Counted:
@@ -200,8 +201,8 @@ def _decoded(encoded: memoryview) -> Iterator[bytes]:
 
 
 def _with_media(line: bytes, references: list[str]) -> bytes:
-    body = line.rstrip()
-    return body[:-1] + b',"media":' + json_encode(references) + b"}"
+    body = line.rstrip()  # An inline result's rebuilt line ends in a newline: it stays.
+    return body[:-1] + b',"media":' + json_encode(references) + b"}" + line[len(body) :]
 
 
 def _blob_spans(line: bytes) -> list[tuple[int, int, int]] | None:

@@ -28,6 +28,8 @@ class ResultsSummary:
     :param expected_count: the job's request count, or the number of expected keys; ``None`` when
         the job reports none.
     :param usage: every ``USAGE_COUNTERS`` name, summed over the results (0 when none had it).
+    :param media_count: media files written (``inlineData`` parts, with a media destination).
+    :param media_bytes: their decoded bytes.
     """
 
     path: str
@@ -37,6 +39,8 @@ class ResultsSummary:
     succeeded_count: int
     failed_count: int
     usage: dict[str, int] = field(default_factory=dict)
+    media_count: int = 0
+    media_bytes: int = 0
 
     @property
     def result_count(self) -> int:

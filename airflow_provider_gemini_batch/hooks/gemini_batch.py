@@ -332,6 +332,8 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
         *,
         expected_keys: Iterable[str] | None = None,
         skip_if_complete: bool = False,
+        media_destination: Any = None,
+        keep_inline_media: bool = False,
     ) -> ResultsSummary:
         """Write a finished job's results to one JSONL file, a normalised line per result; all or nothing.
 
@@ -347,12 +349,24 @@ class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
             return that write's summary. A complete write leaves ``.<file name>.complete.json`` beside
             the file (the job's name, the counts, the file's size); a partial, foreign or altered file
             is written over.
+        :param media_destination: a folder (local, a URI or an ``ObjectStoragePath``) where every
+            ``inlineData`` part (an image model's images) is written as ``{key}-{n}.{ext}``, decoded as
+            it streams; the line then holds ``"file"`` in place of the base64, and ``"media"``, the list
+            of its files. The files appear with the results file, not before (``docs/media.md``).
+        :param keep_inline_media: keep the base64 in the line next to ``"file"``.
         :raises GeminiBatchError: the job did not succeed; nothing is written then.
         :raises GeminiBatchIncompleteResults: results are missing after reading them again.
         """
         batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
         reader = ResultsReader(self.client, self.log)
-        return reader.write(batch, destination, expected_keys, skip_if_complete=skip_if_complete)
+        return reader.write(
+            batch,
+            destination,
+            expected_keys,
+            skip_if_complete=skip_if_complete,
+            media_destination=media_destination,
+            keep_inline_media=keep_inline_media,
+        )
 
     def write_results_set(
         self,

@@ -98,6 +98,25 @@ def test_an_inline_data_text_is_not_taken_for_an_image() -> None:
     assert "media" not in out
 
 
+@pytest.mark.parametrize("escaped", [False, True], ids=["fast", "long way"])
+def test_every_written_line_ends_in_a_newline(escaped: bool) -> None:
+    import io
+
+    from airflow_provider_gemini_batch.models import BatchResult
+
+    raw = line("k", blob(b"\xff" * 30))
+    out = io.BytesIO()
+    writer = ResultsWriter(out, "generate", media=MediaExtractor(Folder().write))
+    writer.write_result(BatchResult.from_json(raw))
+    second = raw.replace(b'"k"', b'"i"')
+    writer.write_lines([second.replace(b"/", b"\\/") if escaped else second])
+    assert writer.render_line(raw.replace(b'"k"', b'"j"')).endswith(b"}\n")
+    assert [json.loads(text)["media"] for text in out.getvalue().split(b"\n")[:2]] == [
+        ["media/k-0.png"],
+        ["media/i-0.png"],
+    ]
+
+
 def test_keys_that_are_not_file_names_are_cleaned_and_stay_distinct() -> None:
     assert media_file_name("a/b", 0, "image/png") != media_file_name("a_b", 0, "image/png")
     assert "/" not in media_file_name("../../etc/passwd", 1, "image/png")
