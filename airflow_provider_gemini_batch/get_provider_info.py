@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_gemini_batch.operators.batch",
                     "airflow_provider_gemini_batch.operators.files",
+                    "airflow_provider_gemini_batch.operators.media",
                     "airflow_provider_gemini_batch.operators.webhooks",
                 ],
             }

@@ -18,7 +18,7 @@ from airflow_provider_gemini_batch.hooks._client import SyncClient, within
 from airflow_provider_gemini_batch.hooks._durable import DurableSubmit
 from airflow_provider_gemini_batch.hooks._endpoints import apages, pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
-from airflow_provider_gemini_batch.hooks._files import GeminiFilesHook
+from airflow_provider_gemini_batch.hooks._media import GeminiMediaHook
 from airflow_provider_gemini_batch.hooks._merge import ResultsSetWriter
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
 from airflow_provider_gemini_batch.hooks._webhooks import GeminiWebhooksHook
@@ -32,7 +32,7 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-class GeminiBatchHook(GeminiFilesHook, GeminiWebhooksHook):
+class GeminiBatchHook(GeminiMediaHook, GeminiWebhooksHook):
     """Talk to the Gemini API Batch Mode, Files API and webhooks through an Airflow connection of type ``gemini``.
 
     The connection's **password** holds the API key (sent only in the ``x-goog-api-key`` header);

@@ -16,6 +16,7 @@ from airflow_provider_gemini_batch.operators.files import (
     GeminiSplitInputOperator,
     GeminiUploadFileOperator,
 )
+from airflow_provider_gemini_batch.operators.media import GeminiDeleteMediaOperator, GeminiUploadMediaOperator
 from airflow_provider_gemini_batch.operators.webhooks import GeminiCreateWebhookOperator, GeminiDeleteWebhookOperator
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "GeminiCreateWebhookOperator",
     "GeminiDeleteBatchOperator",
     "GeminiDeleteFileOperator",
+    "GeminiDeleteMediaOperator",
     "GeminiDeleteWebhookOperator",
     "GeminiDownloadResultsOperator",
     "GeminiGetBatchOperator",
@@ -31,4 +33,5 @@ __all__ = [
     "GeminiSubmitBatchOperator",
     "GeminiSubmitEmbeddingsBatchOperator",
     "GeminiUploadFileOperator",
+    "GeminiUploadMediaOperator",
 ]

@@ -52,6 +52,7 @@ class GeminiUploadFileOperator(GeminiBatchBaseOperator):
         self.key_field = key_field
 
     def execute(self, context: Context) -> str:
+        self.hook.check_media_references(requests=self.requests, input_path=self.source)  # see docs/media.md
         if self.source is not None:
             uploaded = self.hook.upload_jsonl(self.source, display_name=self.display_name)
         else:
