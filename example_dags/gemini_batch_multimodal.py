@@ -6,10 +6,9 @@ before the job is created the submit task checks every referenced file (it exist
 outlives the time a job may wait, ``[gemini_batch] media_expiry_margin_hours``) and names the request
 of any that is not; nothing is created then. The uploads are deleted afterwards, whatever happened.
 
-- ``sample_photos``: the folder to classify (``params.photos_dir``). For the demo it writes three
-  small PNGs there when the folder has none; point it at your own photos instead.
-- ``upload_photos``: ``GeminiUploadMediaOperator`` uploads them in parallel; its XCom lists each
-  file's ``name``, ``uri`` and ``mime_type``.
+- ``upload_photos``: ``GeminiUploadMediaOperator`` uploads the photos of ``params.photos_dir`` (three
+  small sample PNGs in ``example_dags/data/photos``; point it at your own folder, local or ``s3://``)
+  in parallel; its XCom lists each file's ``name``, ``uri`` and ``mime_type``.
 - ``build_requests``: one classification request per photo, referencing it with ``fileData``.
 - ``classify``: submits (checking the references first) and waits in the triggerer.
 - ``download_results``: the labels, one line per photo.
@@ -23,8 +22,6 @@ or ``$GEMINI_RESULTS_DIR`` (default ``$AIRFLOW_HOME/gemini_results``).
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from datetime import datetime
 from typing import Any
 
@@ -43,7 +40,7 @@ RESULTS_DIR = os.environ.get("GEMINI_RESULTS_DIR", os.path.join(AIRFLOW_HOME, "g
 MODEL = os.environ.get("GEMINI_MODEL", "gemini-2.5-flash")
 POLL_INTERVAL = float(os.environ.get("GEMINI_POLL_INTERVAL", "60"))
 LABELS = ("cat", "dog", "document", "other")
-SAMPLE_COLOURS = {"red.png": b"\xff\x00\x00", "green.png": b"\x00\xff\x00", "blue.png": b"\x00\x00\xff"}
+SAMPLE_PHOTOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "photos")
 
 
 @dag(
@@ -52,27 +49,14 @@ SAMPLE_COLOURS = {"red.png": b"\xff\x00\x00", "green.png": b"\x00\xff\x00", "blu
     start_date=datetime(2025, 1, 1),
     catchup=False,
     params={
-        "photos_dir": Param(
-            os.path.join(RESULTS_DIR, "sample-photos"), type="string", description="The folder of photos to classify."
-        ),
+        "photos_dir": Param(SAMPLE_PHOTOS, type="string", description="The folder of photos to classify."),
         "results_dir": Param(RESULTS_DIR, type="string", description="Where the results JSONL goes."),
     },
     tags=["gemini", "batch", "multimodal", "example"],
     doc_md=__doc__,
 )
 def gemini_batch_multimodal() -> None:
-    @task
-    def sample_photos(params: dict[str, Any]) -> str:
-        """Return the photos folder; for the demo, fill an empty one with three small PNGs."""
-        folder = params["photos_dir"]
-        os.makedirs(folder, exist_ok=True)
-        if not any(not name.startswith(".") for name in os.listdir(folder)):
-            for name, colour in SAMPLE_COLOURS.items():
-                with open(os.path.join(folder, name), "wb") as out:
-                    out.write(_png(colour))
-        return str(folder)
-
-    upload = GeminiUploadMediaOperator(task_id="upload_photos", source=sample_photos(), max_parallel=4)
+    upload = GeminiUploadMediaOperator(task_id="upload_photos", source="{{ params.photos_dir }}", max_parallel=4)
 
     @task
     def build_requests(photos: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -114,17 +98,6 @@ def gemini_batch_multimodal() -> None:
 
     download >> delete_batch.as_teardown(setups=classify)
     delete_batch >> delete_photos.as_teardown(setups=upload)
-
-
-def _png(colour: bytes, side: int = 8) -> bytes:
-    """A ``side`` x ``side`` PNG of one colour, made with zlib and struct."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    rows = (b"\x00" + colour * side) * side
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 multimodal_dag = gemini_batch_multimodal()
