@@ -25,10 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FILE_LIFETIME",
+    "LINE_MARKS",
     "MediaReferences",
     "file_name_of_uri",
     "file_problem",
     "media_mime_type",
+    "records_places",
     "referenced_uris",
     "refuse_unusable",
 ]

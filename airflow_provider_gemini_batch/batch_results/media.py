@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterator
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from airflow_provider_gemini_batch.batch_results.result import json_decode, json_encode
 
@@ -64,6 +65,7 @@ class _Response(msgspec.Struct, gc=False):
 class _Line(msgspec.Struct, gc=False):
     key: str | None = None
     response: _Response | None = None
+    own_media: msgspec.Raw | UnsetType = msgspec.field(name="media", default=UNSET)  # a field named like ours
 
 
 _decode_line = msgspec.json.Decoder(_Line).decode
@@ -124,7 +126,7 @@ class MediaExtractor:
             if part.inline_data is not None
         ]
         spans = _blob_spans(line)
-        if spans is None or len(spans) != len(mime_types):
+        if spans is None or len(spans) != len(mime_types) or parsed.own_media is not UNSET:
             return self._long_way(line)
         pieces: list[bytes] = []
         references: list[str] = []

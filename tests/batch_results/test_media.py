@@ -91,6 +91,13 @@ def test_an_escaped_slash_in_the_base64_still_decodes() -> None:
     assert out["media"] == ["media/k-0.png"]
 
 
+def test_a_media_field_of_the_line_is_replaced_not_repeated() -> None:
+    raw = line("k", blob(PNG))[:-1] + b',"media":"echoed from the input line"}'
+    written = MediaExtractor(Folder().write).line(raw)
+    assert written.count(b'"media"') == 1, written
+    assert json.loads(written)["media"] == ["media/k-0.png"]
+
+
 def test_an_inline_data_text_is_not_taken_for_an_image() -> None:
     raw = line("k", {"text": 'say "inlineData": {"data": "AAAA"}'})
     out, folder, _ = extract(raw)
