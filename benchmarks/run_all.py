@@ -108,7 +108,7 @@ How each row is measured:
    `GeminiBatchHook.write_results(media_destination=...)` runs on a download's bytes
    (`batch_results.ResultsFile` into a `ResultsWriter` with a `MediaExtractor`): each image decoded into
    a file of its own, each line rewritten to point at it, in a fresh interpreter (images/s = images /
-   wall time; peak RSS = the child's `ru_maxrss`). The HTTP download is left out (row 2 measures it).
+   wall time; peak RSS = the child's `ru_maxrss`). The HTTP download is left out (the results row measures it).
    Ceiling: the same chunks, each line's base64 found and decoded with `binascii.a2b_base64`, nothing
    written (best of a run before and one after). The file is in the page cache; everything is deleted after.
 
