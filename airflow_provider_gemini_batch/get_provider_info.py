@@ -29,6 +29,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_gemini_batch.operators.batch",
                     "airflow_provider_gemini_batch.operators.caching",
                     "airflow_provider_gemini_batch.operators.files",
+                    "airflow_provider_gemini_batch.operators.media",
                     "airflow_provider_gemini_batch.operators.webhooks",
                 ],
             }

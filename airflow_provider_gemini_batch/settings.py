@@ -61,6 +61,10 @@ WEBHOOK_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_COMPLETION_POLL_INTERVAL = 300.0
 #: How far back the safety net looks when it has no stored watermark (first start; Airflow < 3.3).
 DEFAULT_COMPLETION_LOOKBACK = timedelta(hours=1)
+#: Media files uploaded at once by ``GeminiBatchHook.upload_media`` (and looked up at once before a submit).
+DEFAULT_MEDIA_PARALLEL_UPLOADS = 8
+#: How long a referenced media file must still live when a job is created: a job may wait that long to run.
+DEFAULT_MEDIA_EXPIRY_MARGIN_HOURS = 24.0
 #: Where the api-server mounts the provider's plugin app (plugins/app.py), and its "Gemini Batches" page.
 PLUGIN_URL_PREFIX = "/gemini-batch"
 BATCHES_PAGE_PATH = f"{PLUGIN_URL_PREFIX}/batches"
@@ -99,7 +103,7 @@ CONFIG_SECTION: dict[str, Any] = {
                     "GeminiSplitInputOperator keeps each shard's estimated input tokens under it unless the "
                     "task passes max_tokens; a shard over it could never be created. Empty: no token limit."
                 ),
-                "version_added": "0.3.0",
+                "version_added": "0.4.0",
                 "type": "integer",
                 "example": "3000000",
                 "default": "",
@@ -128,6 +132,17 @@ CONFIG_SECTION: dict[str, Any] = {
                 "type": "float",
                 "example": "2",
                 "default": str(DEFAULT_CACHE_EXPIRY_MARGIN_HOURS),
+            },
+            "media_expiry_margin_hours": {
+                "description": (
+                    "Uploaded media files live 48 hours. Before a job is created, every file its requests "
+                    "reference (fileData.fileUri) must still live this many hours, as a job can wait that long "
+                    "in the queue; a file expiring sooner is refused, naming the request (docs/media.md)."
+                ),
+                "version_added": "0.4.0",
+                "type": "float",
+                "example": "12",
+                "default": str(DEFAULT_MEDIA_EXPIRY_MARGIN_HOURS),
             },
         },
     }
@@ -163,6 +178,14 @@ def cache_expiry_margin() -> float:
 
     hours = conf.getfloat(SECTION, "cache_expiry_margin_hours", fallback=DEFAULT_CACHE_EXPIRY_MARGIN_HOURS)
     return max(0.0, hours) * 3600
+
+
+def media_expiry_margin() -> timedelta:
+    """Read ``[gemini_batch] media_expiry_margin_hours`` (at least 0)."""
+    from airflow.configuration import conf
+
+    value = conf.getfloat(SECTION, "media_expiry_margin_hours", fallback=DEFAULT_MEDIA_EXPIRY_MARGIN_HOURS)
+    return timedelta(hours=max(0.0, value))
 
 
 #: The extras of a ``gemini`` connection, as the connection form shows them.

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as harness
 import bench_emulator
 import bench_input
+import bench_media
 import bench_results
 import bench_split
 import bench_triggers
@@ -36,7 +37,7 @@ import bench_webhooks
 import bench_worker_slots
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
-ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks", "ui", "split")
+ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks", "ui", "split", "media")
 #: Rows a quick run of every row leaves out: each takes longer than the whole smoke run may.
 NOT_IN_QUICK = ("webhooks",)
 
@@ -103,6 +104,14 @@ How each row is measured:
    (throughput = input bytes / wall time, peak RSS = the child's `ru_maxrss`). Ceiling: the same file
    read line by line and the lines counted (best of a run before and one after the split); a chunked
    newline count is in the note. The file is in the page cache throughout; everything is deleted after.
+10. **media**: a results file of 10,000 image-model results (a text part and one 100 KB image as
+   `inlineData` base64 each, 1.3 GB), generated in a scratch folder, goes in 8 MiB chunks through what
+   `GeminiBatchHook.write_results(media_destination=...)` runs on a download's bytes
+   (`batch_results.ResultsFile` into a `ResultsWriter` with a `MediaExtractor`): each image decoded into
+   a file of its own, each line rewritten to point at it, in a fresh interpreter (images/s = images /
+   wall time; peak RSS = the child's `ru_maxrss`). The HTTP download is left out (the results row measures it).
+   Ceiling: the same chunks, each line's base64 found and decoded with `binascii.a2b_base64`, nothing
+   written (best of a run before and one after). The file is in the page cache; everything is deleted after.
 
 Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
 The machine is shared: other work runs on the same 2 cores (see the load average in the header),
@@ -138,6 +147,7 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
         "webhooks": lambda: bench_webhooks.measure(quick=quick),
         "ui": lambda: bench_ui.measure(quick=quick),
         "split": lambda: bench_split.measure(quick=quick),
+        "media": lambda: bench_media.measure(quick=quick),
     }
     results: dict[str, list[harness.Row]] = {}
     failures: dict[str, str] = {}

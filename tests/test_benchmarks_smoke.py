@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ROWS = ("1 upload", "2 results", "3 input", "4 triggers", "5 worker slots", "6 emulator", "8 ui", "9 split")
+ROWS = ("1 upload", "2 results", "3 input", "4 triggers", "5 worker slots", "6 emulator", "8 ui", "9 split", "10 media")
 
 
 @pytest.mark.slow

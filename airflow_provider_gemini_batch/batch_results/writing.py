@@ -16,6 +16,7 @@ from msgspec import UNSET, Raw, UnsetType
 from airflow_provider_gemini_batch.batch_results.result import USAGE_COUNTERS, BatchResult, json_encode
 
 if TYPE_CHECKING:
+    from airflow_provider_gemini_batch.batch_results.media import MediaExtractor
     from airflow_provider_gemini_batch.models import BatchKind
 
 
@@ -27,6 +28,8 @@ class ResultsSummary:
     :param expected_count: the job's request count, or the number of expected keys; ``None`` when
         the job reports none.
     :param usage: every ``USAGE_COUNTERS`` name, summed over the results (0 when none had it).
+    :param media_count: media files written (``inlineData`` parts, with a media destination).
+    :param media_bytes: their decoded bytes.
     """
 
     path: str
@@ -36,6 +39,8 @@ class ResultsSummary:
     succeeded_count: int
     failed_count: int
     usage: dict[str, int] = field(default_factory=dict)
+    media_count: int = 0
+    media_bytes: int = 0
 
     @property
     def result_count(self) -> int:
@@ -122,10 +127,19 @@ class ResultsWriter:
     :param out: a binary file, written one block of lines (a downloaded chunk's worth) at a time.
     :param kind: the job's kind: ``generate`` or ``embed``.
     :param missing_keys: the expected keys not read yet, if known; each result's key is taken out.
+    :param media: writes each line's ``inlineData`` parts as files first (``batch_results.media``).
     """
 
-    def __init__(self, out: BinaryIO, kind: BatchKind, missing_keys: set[str | None] | None = None) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        kind: BatchKind,
+        missing_keys: set[str | None] | None = None,
+        *,
+        media: MediaExtractor | None = None,
+    ) -> None:
         self.out = out
+        self.media = media
         self.embed = kind == "embed"
         self.missing_keys = missing_keys
         self.succeeded = self.failed = 0
@@ -142,6 +156,8 @@ class ResultsWriter:
         :raises UnreadableLine: naming the line that is not a result object; nothing of the block is written.
         """
         before = self.succeeded + self.failed
+        if self.media is not None:
+            lines = self.media.lines(lines)
         if self.embed:
             block = [self._embed_line(line) for line in lines if line.strip()]
         else:
@@ -154,11 +170,14 @@ class ResultsWriter:
 
         :raises ValueError: the line is not a result object.
         """
+        if self.media is not None:
+            line = self.media.line(line)
         return self._embed_line(line) if self.embed else b"".join(self._generate_lines([line]))
 
     def write_result(self, result: BatchResult) -> None:
         """Write one result from its fields (an inline item's, or a line the splice did not take)."""
-        self.out.write(self._rebuilt(result))
+        line = self._rebuilt(result)
+        self.out.write(line if self.media is None else self.media.line(line))
 
     def _generate_lines(self, lines: list[bytes]) -> list[bytes]:
         # The hot loop: per line, one typed decode and the pieces of the new line, no Python dicts;

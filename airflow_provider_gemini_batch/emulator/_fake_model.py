@@ -3,6 +3,8 @@
 - Text generation answers ``"Echo: "`` plus the first 60 characters of the joined user text (as a
   JSON object when ``generationConfig.responseMimeType`` is ``application/json``), with word
   counts as token counts.
+- An image model asked for ``IMAGE`` output adds a small PNG part; ``tools`` add grounding
+  metadata, a function call or code and its result (``_tool_answers``).
 - Embeddings are unit vectors derived from a hash of the text, of ``outputDimensionality``
   (default 768) values.
 - A prompt containing :data:`FAILURE_MARKER` gets a per-item INVALID_ARGUMENT error instead of
@@ -22,6 +24,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_provider_gemini_batch.emulator._tool_answers import add_image_and_tools
 from airflow_provider_gemini_batch.emulator._wire import int64, omit_empty, read_field
 
 __all__ = [
@@ -69,6 +72,7 @@ def answer_generation(request: object, model: str, cached_tokens: int = 0) -> di
     reply_words = len(text.split())
     model_id = model.rsplit("/", 1)[-1]
     candidate = {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}
+    add_image_and_tools(candidate, request, model, user_text)
     return {
         "response": {
             "candidates": [candidate],

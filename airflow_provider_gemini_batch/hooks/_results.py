@@ -26,6 +26,7 @@ from airflow_provider_gemini_batch.batch_results import (
 )
 from airflow_provider_gemini_batch.exceptions import GeminiBatchError
 from airflow_provider_gemini_batch.hooks._client import SyncClient
+from airflow_provider_gemini_batch.hooks._media import media_files
 from airflow_provider_gemini_batch.hooks._sources import as_storage_path, open_destination, results_path
 from airflow_provider_gemini_batch.models import Batch, BatchState
 
@@ -60,6 +61,8 @@ class ResultsReader:
         expected_keys: Iterable[str] | None = None,
         *,
         skip_if_complete: bool = False,
+        media_destination: Any = None,
+        keep_inline_media: bool = False,
     ) -> ResultsSummary:
         """Write ``batch``'s results to ``destination`` as normalised lines (see ``GeminiBatchHook.write_results``)."""
         if batch.state is not BatchState.SUCCEEDED:
@@ -78,15 +81,21 @@ class ResultsReader:
                 )
                 return done
         marker.remove()  # Before the file is replaced: a marker never describes a file it was not written for.
-        summary = self._write(batch, path, keys)
+        summary = self._write(batch, path, keys, media_destination, keep_inline_media)
         marker.write(summary, keys)
         self.log.info("Wrote %d results of %s to %s", summary.result_count, batch.name, summary.path)
         return summary
 
-    def _write(self, batch: Batch, path: Any, expected_keys: Iterable[str] | None) -> ResultsSummary:
+    def _write(
+        self, batch: Batch, path: Any, expected_keys: Iterable[str] | None, media_destination: Any, keep_media: bool
+    ) -> ResultsSummary:
         missing_keys, expected_count = self._expect(batch, expected_keys)
-        with open_destination(path, compress=str(path).lower().endswith(".gz")) as out:
-            writer = ResultsWriter(out, batch.kind, missing_keys)
+        # Media files are published (at the inner block's end) just before the results file that names them.
+        with (
+            open_destination(path, compress=str(path).lower().endswith(".gz")) as out,
+            media_files(media_destination, keep_inline=keep_media) as media,
+        ):
+            writer = ResultsWriter(out, batch.kind, missing_keys, media=media)
             if batch.inlined_responses is not None:
                 for item in batch.inlined_responses:
                     writer.write_result(BatchResult.from_inline(item))
@@ -95,8 +104,17 @@ class ResultsReader:
                 for chunks in self._downloads(batch.name, results):
                     results.write(chunks, writer)
             self._check(batch.name, expected_count, writer.succeeded + writer.failed, missing_keys)
+        media_count, media_bytes = (media.file_count, media.byte_count) if media is not None else (0, 0)
         return ResultsSummary(
-            str(path), batch.name, batch.display_name, expected_count, writer.succeeded, writer.failed, writer.usage
+            str(path),
+            batch.name,
+            batch.display_name,
+            expected_count,
+            writer.succeeded,
+            writer.failed,
+            writer.usage,
+            media_count,
+            media_bytes,
         )
 
     def sample_errors(self, batch: Batch, limit: int, max_lines: int, max_bytes: int) -> list[BatchResult]:

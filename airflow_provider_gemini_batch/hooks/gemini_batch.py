@@ -19,6 +19,7 @@ from airflow_provider_gemini_batch.hooks._client import SyncClient, within
 from airflow_provider_gemini_batch.hooks._durable import DurableSubmit
 from airflow_provider_gemini_batch.hooks._endpoints import apages, pages
 from airflow_provider_gemini_batch.hooks._errors import ambiguous_create
+from airflow_provider_gemini_batch.hooks._media import GeminiMediaHook
 from airflow_provider_gemini_batch.hooks._merge import ResultsSetWriter
 from airflow_provider_gemini_batch.hooks._results import ResultsReader, expected_result_count
 from airflow_provider_gemini_batch.hooks._webhooks import GeminiWebhooksHook
@@ -32,7 +33,7 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-class GeminiBatchHook(GeminiCachingHook, GeminiWebhooksHook):
+class GeminiBatchHook(GeminiMediaHook, GeminiCachingHook, GeminiWebhooksHook):
     """Talk to the Gemini API Batch Mode, Files API, context caches and webhooks through a ``gemini`` connection.
 
     The connection's **password** holds the API key (sent only in the ``x-goog-api-key`` header);
@@ -332,6 +333,8 @@ class GeminiBatchHook(GeminiCachingHook, GeminiWebhooksHook):
         *,
         expected_keys: Iterable[str] | None = None,
         skip_if_complete: bool = False,
+        media_destination: Any = None,
+        keep_inline_media: bool = False,
     ) -> ResultsSummary:
         """Write a finished job's results to one JSONL file, a normalised line per result; all or nothing.
 
@@ -347,12 +350,24 @@ class GeminiBatchHook(GeminiCachingHook, GeminiWebhooksHook):
             return that write's summary. A complete write leaves ``.<file name>.complete.json`` beside
             the file (the job's name, the counts, the file's size); a partial, foreign or altered file
             is written over.
+        :param media_destination: a folder (local, a URI or an ``ObjectStoragePath``) where every
+            ``inlineData`` part (an image model's images) is written as ``{key}-{n}.{ext}``, decoded as
+            it streams; the line then holds ``"file"`` in place of the base64, and ``"media"``, the list
+            of its files. The files appear with the results file, not before (``docs/media.md``).
+        :param keep_inline_media: keep the base64 in the line next to ``"file"``.
         :raises GeminiBatchError: the job did not succeed; nothing is written then.
         :raises GeminiBatchIncompleteResults: results are missing after reading them again.
         """
         batch = self.get_batch(batch_or_name) if isinstance(batch_or_name, str) else batch_or_name
         reader = ResultsReader(self.client, self.log)
-        return reader.write(batch, destination, expected_keys, skip_if_complete=skip_if_complete)
+        return reader.write(
+            batch,
+            destination,
+            expected_keys,
+            skip_if_complete=skip_if_complete,
+            media_destination=media_destination,
+            keep_inline_media=keep_inline_media,
+        )
 
     def write_results_set(
         self,

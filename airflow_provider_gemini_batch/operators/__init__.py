@@ -20,6 +20,7 @@ from airflow_provider_gemini_batch.operators.files import (
     GeminiSplitInputOperator,
     GeminiUploadFileOperator,
 )
+from airflow_provider_gemini_batch.operators.media import GeminiDeleteMediaOperator, GeminiUploadMediaOperator
 from airflow_provider_gemini_batch.operators.webhooks import GeminiCreateWebhookOperator, GeminiDeleteWebhookOperator
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "GeminiDeleteBatchOperator",
     "GeminiDeleteCachedContentOperator",
     "GeminiDeleteFileOperator",
+    "GeminiDeleteMediaOperator",
     "GeminiDeleteWebhookOperator",
     "GeminiDownloadResultsOperator",
     "GeminiGetBatchOperator",
@@ -37,4 +39,5 @@ __all__ = [
     "GeminiSubmitBatchOperator",
     "GeminiSubmitEmbeddingsBatchOperator",
     "GeminiUploadFileOperator",
+    "GeminiUploadMediaOperator",
 ]

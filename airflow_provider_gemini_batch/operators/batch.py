@@ -352,6 +352,8 @@ class GeminiSubmitBatchOperator(GeminiBatchBaseOperator):
     def _prepare(self) -> PreparedInput:
         """Check, validate and upload the input, once per task execution (a create refused for quota reuses it)."""
         if self._prepared is None:
+            # Every fileData.fileUri exists, is ACTIVE and outlives the queue: before any upload or create.
+            self.hook.check_media_references(requests=self.requests, input_path=self.input_path)
             self._prepared = self.hook.prepare_submit_input(
                 model=self.model,
                 cached_content=self.cached_content or None,

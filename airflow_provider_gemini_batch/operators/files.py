@@ -53,6 +53,7 @@ class GeminiUploadFileOperator(GeminiBatchBaseOperator):
         self.key_field = key_field
 
     def execute(self, context: Context) -> str:
+        self.hook.check_media_references(requests=self.requests, input_path=self.source)  # see docs/media.md
         if self.source is not None:
             uploaded = self.hook.upload_jsonl(self.source, display_name=self.display_name)
         else:
@@ -218,10 +219,27 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
         input key is then accounted for across the shards (templated).
     :param max_missing_results: with several jobs, the most requests allowed without a result (default 0).
     :param max_missing_ratio: with several jobs, the largest share allowed without a result (0.0 to 1.0).
+
+    **Images and other media** (one job): with ``media_destination``, a folder (local or object
+    storage), every ``inlineData`` part (an image model's images) is written there as
+    ``{key}-{n}.{ext}`` (the extension from its MIME type), decoded as the results stream by, and the
+    line keeps ``"file"`` (the file's path or URI) in place of the base64, plus ``"media"``, the list of
+    its files. The media files appear with the results file, never before. The manifest then counts
+    them: ``media_count`` and ``media_bytes``. See ``docs/media.md``.
+
+    :param media_destination: the folder for media files (templated); default: media stay inline.
+    :param keep_inline_media: keep the base64 in the line next to ``"file"``.
     """
 
     operator_extra_links = (GeminiBatchLink(),)
-    template_fields: Sequence[str] = ("batch_name", "destination", "expected_keys", "input_paths", "gemini_conn_id")
+    template_fields: Sequence[str] = (
+        "batch_name",
+        "destination",
+        "expected_keys",
+        "input_paths",
+        "media_destination",
+        "gemini_conn_id",
+    )
 
     def __init__(
         self,
@@ -233,11 +251,16 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
         input_paths: Sequence[Any] | None = None,
         max_missing_results: int | None = 0,
         max_missing_ratio: float | None = None,
+        media_destination: Any = None,
+        keep_inline_media: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_name = batch_name
         require_filesystem(destination, what="destination")
+        require_filesystem(media_destination, what="media_destination")
+        self.media_destination = media_destination
+        self.keep_inline_media = keep_inline_media
         self.destination = destination
         self.expected_keys = expected_keys
         self.skip_if_complete = skip_if_complete
@@ -246,6 +269,11 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         if not isinstance(self.batch_name, str):  # A mapped submit's XCom: the jobs of a sharded input.
+            if self.media_destination is not None:
+                raise GeminiBatchInputError(
+                    f"{self.task_id}: media_destination takes the results of one job; download each shard's "
+                    "results with a task of its own to write their media."
+                )
             return self.hook.write_results_set(
                 list(self.batch_name),
                 self.destination,
@@ -259,6 +287,8 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
             self.destination,
             expected_keys=self.expected_keys,
             skip_if_complete=self.skip_if_complete,
+            media_destination=self.media_destination,
+            keep_inline_media=self.keep_inline_media,
         )
         expected = summary.expected_count
         cost = run_cost(batch.model, summary.usage)
@@ -273,5 +303,7 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
             "failed_count": summary.failed_count,
             "missing_count": max(expected - summary.result_count, 0) if expected is not None else 0,
             "usage": summary.usage,
+            "media_count": summary.media_count,
+            "media_bytes": summary.media_bytes,
             **cost,
         }

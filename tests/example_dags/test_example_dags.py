@@ -44,6 +44,8 @@ EXAMPLE_DAG_IDS = {
     "gemini_batch_results_on_completion",
     "gemini_batch_sharded",
     "gemini_common_ai_batch",
+    "gemini_batch_images",
+    "gemini_batch_multimodal",
 }
 #: The common-ai example needs the [common-ai] extra, which cannot be installed below pydantic 2.12
 #: (tests/test_common_ai.py says why): there its file fails to import, and only that one.

@@ -1,0 +1,62 @@
+"""GeminiDownloadResultsOperator with ``media_destination``: images as files, counted in the manifest."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_gemini_batch.emulator import EmulatorHandle
+from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
+from airflow_provider_gemini_batch.hooks import GeminiBatchHook
+from airflow_provider_gemini_batch.operators import GeminiDownloadResultsOperator
+from tests.airflow_flow import run_task
+
+IMAGES = {"generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}
+
+
+def image_batch(hook: GeminiBatchHook) -> str:
+    records = [
+        {"key": f"img{i}", "request": {"contents": [{"parts": [{"text": f"picture {i}"}]}], **IMAGES}} for i in range(3)
+    ]
+    name = hook.create_batch("gemini-2.5-flash-image", requests=records).name
+    hook.get_batch(name)  # The emulator finishes the job on this get.
+    return name
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_images_go_to_the_media_folder_and_the_manifest_counts_them(
+    gemini_connection: EmulatorHandle, tmp_path: Path, keep: bool
+) -> None:
+    name = image_batch(GeminiBatchHook())
+    operator = GeminiDownloadResultsOperator(
+        task_id="d",
+        batch_name=name,
+        destination=str(tmp_path / "out.jsonl"),
+        media_destination=str(tmp_path / "png"),
+        keep_inline_media=keep,
+    )
+    manifest, _ = run_task(operator)
+
+    files = sorted((tmp_path / "png").iterdir())
+    assert [path.name for path in files] == ["img0-0.png", "img1-0.png", "img2-0.png"]
+    assert manifest["media_count"] == 3
+    assert manifest["media_bytes"] == sum(path.stat().st_size for path in files)
+    line = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    blob = line["response"]["candidates"][0]["content"]["parts"][1]["inlineData"]
+    assert ("data" in blob) is keep
+    if keep:
+        assert base64.b64decode(blob["data"]) == Path(blob["file"]).read_bytes()
+
+
+def test_media_destination_is_templated_and_several_jobs_are_refused(
+    gemini_connection: EmulatorHandle, tmp_path: Path
+) -> None:
+    assert "media_destination" in GeminiDownloadResultsOperator.template_fields
+    operator = GeminiDownloadResultsOperator(
+        task_id="d", batch_name=["batches/a", "batches/b"], destination=str(tmp_path), media_destination=str(tmp_path)
+    )
+    with pytest.raises(GeminiBatchInputError, match="media_destination"):
+        run_task(operator)
