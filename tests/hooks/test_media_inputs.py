@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -116,3 +118,38 @@ def test_delete_files_ignores_the_missing(hook: GeminiBatchHook, media_folder: P
     hook.delete_file(names[0])
     assert hook.delete_files(names, max_parallel=2) == len(names) - 1
     assert list(hook.list_files()) == []
+
+
+class _SlowUploads:
+    """Resumable uploads that each take a moment, counting how many are in flight at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = self.most = self.finished = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        command = request.headers.get("x-goog-upload-command", "")
+        if command == "start":
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+                number = self.finished + self.in_flight
+            url = str(request.url.copy_with(query=f"upload_id=u{number}".encode()))
+            return httpx.Response(200, headers={"x-goog-upload-url": url, "x-goog-upload-chunk-granularity": "4"})
+        body = request.read()
+        time.sleep(0.2)  # Long enough for every allowed upload to be under way at once.
+        with self.lock:
+            self.in_flight -= 1
+            self.finished += 1
+            name = f"files/f{self.finished}"
+        file = {"name": name, "uri": f"https://example.test/{name}", "sizeBytes": str(len(body)), "state": "ACTIVE"}
+        return httpx.Response(200, headers={"x-goog-upload-status": "final"}, json={"file": file})
+
+
+@pytest.mark.parametrize("max_parallel", [1, 3])
+def test_uploads_run_in_parallel_up_to_max_parallel(make_hook: Any, media_folder: Path, max_parallel: int) -> None:
+    server = _SlowUploads()
+    uploaded = make_hook(server).upload_media(media_folder, max_parallel=max_parallel)
+    assert len(uploaded) == 6
+    assert len({file["name"] for file in uploaded}) == 6
+    assert server.most == max_parallel
