@@ -2,9 +2,11 @@
 
 Prices are USD per million tokens at the **interactive** (standard) rate, as Google's pricing page
 lists them; Batch Mode bills half of it, every token kind alike (``batch_fraction``). The built-in
-table was copied by hand on the date each entry carries and cannot follow Google's changes: check
-it against https://ai.google.dev/gemini-api/docs/pricing and override it in the provider's
-configuration (``[gemini_batch] price_table``, merged over this table field by field).
+table holds Google's published prices as the provider's authors knew them on the date each entry
+carries; it was not read from the page then (no machine that builds this provider reaches Google),
+and it cannot follow Google's changes: check it against https://ai.google.dev/gemini-api/docs/pricing
+and override it in the provider's configuration (``[gemini_batch] price_table``, merged over this
+table field by field).
 
 How a result's ``usageMetadata`` is billed (``tokens_by_kind``):
 
@@ -81,8 +83,8 @@ def _listed(input: float, cached_input: float, output: float) -> ModelPrice:
     return ModelPrice(input, cached_input, output, output, "2025-10-01")
 
 
-#: Gemini API prices (interactive, paid tier, prompts up to 200k tokens) as read from
-#: ``PRICES_SOURCE`` on the date in each entry. AN ESTIMATE: check them against that page.
+#: Gemini API prices (interactive, paid tier, prompts up to 200k tokens) as published at
+#: ``PRICES_SOURCE``, as known on the date in each entry. AN ESTIMATE: check them against that page.
 BUILT_IN_PRICES: dict[str, ModelPrice] = {
     "gemini-2.5-pro": _listed(1.25, 0.125, 10.00),
     "gemini-2.5-flash": _listed(0.30, 0.03, 2.50),
