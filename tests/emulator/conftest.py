@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from google import genai
+from google.genai import types
 
 from airflow_provider_gemini_batch.emulator import EmulatorControl, EmulatorHandle
 
@@ -31,3 +33,12 @@ def api(gemini_emulator: EmulatorHandle) -> Iterator[httpx.Client]:
 def control(gemini_emulator: EmulatorHandle) -> EmulatorControl:
     """The control API of the (freshly reset) session emulator."""
     return gemini_emulator.control
+
+
+@pytest.fixture(params=VERSIONS)
+def client(request: pytest.FixtureRequest, gemini_emulator: EmulatorHandle) -> Iterator[genai.Client]:
+    """A google-genai client pointed at the emulator, under /v1beta and under /v1."""
+    options = types.HttpOptions(base_url=gemini_emulator.base_url, api_version=request.param)
+    sdk = genai.Client(api_key=gemini_emulator.api_key, http_options=options)
+    yield sdk
+    sdk.close()

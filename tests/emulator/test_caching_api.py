@@ -8,7 +8,6 @@ expires; a batch request that names a cache reports ``cachedContentTokenCount``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,23 +15,13 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from airflow_provider_gemini_batch.emulator import EmulatorHandle
-
-from ._support import MODEL, VERSIONS, create, prompt, wait_for_state
+from ._support import MODEL, create, prompt, wait_for_state
 
 DOCUMENT = "the quick brown fox jumps over the lazy dog " * 50  # 450 words: 450 tokens to the fake model
 
 
-@pytest.fixture(params=VERSIONS)
-def sdk(request: pytest.FixtureRequest, gemini_emulator: EmulatorHandle) -> Iterator[genai.Client]:
-    options = types.HttpOptions(base_url=gemini_emulator.base_url, api_version=request.param)
-    client = genai.Client(api_key=gemini_emulator.api_key, http_options=options)
-    yield client
-    client.close()
-
-
-def _cache(sdk: genai.Client, ttl: str = "600s", **config: Any) -> types.CachedContent:
-    return sdk.caches.create(
+def _cache(client: genai.Client, ttl: str = "600s", **config: Any) -> types.CachedContent:
+    return client.caches.create(
         model=MODEL,
         config=types.CreateCachedContentConfig(
             contents=[types.Content(role="user", parts=[types.Part(text=DOCUMENT)])],
@@ -43,8 +32,8 @@ def _cache(sdk: genai.Client, ttl: str = "600s", **config: Any) -> types.CachedC
     )
 
 
-def test_the_sdk_creates_gets_lists_updates_and_deletes_a_cache(sdk: genai.Client) -> None:
-    created = _cache(sdk, display_name="handbook")
+def test_the_sdk_creates_gets_lists_updates_and_deletes_a_cache(client: genai.Client) -> None:
+    created = _cache(client, display_name="handbook")
     assert created.name is not None
     assert created.name.startswith("cachedContents/")
     assert created.model == f"models/{MODEL}"
@@ -54,31 +43,31 @@ def test_the_sdk_creates_gets_lists_updates_and_deletes_a_cache(sdk: genai.Clien
     assert created.create_time is not None
     assert 590 <= (created.expire_time - created.create_time).total_seconds() <= 600
 
-    assert sdk.caches.get(name=created.name).display_name == "handbook"
-    second = _cache(sdk)
-    listed = [cache.name for cache in sdk.caches.list(config={"page_size": 1})]
+    assert client.caches.get(name=created.name).display_name == "handbook"
+    second = _cache(client)
+    listed = [cache.name for cache in client.caches.list(config={"page_size": 1})]
     assert listed == [created.name, second.name]
 
-    updated = sdk.caches.update(name=created.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
+    updated = client.caches.update(name=created.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
     assert updated.expire_time is not None
     assert created.expire_time is not None
     assert (updated.expire_time - created.expire_time).total_seconds() > 6000
 
-    sdk.caches.delete(name=created.name)
+    client.caches.delete(name=created.name)
     with pytest.raises(errors.ClientError) as gone:
-        sdk.caches.get(name=created.name)
+        client.caches.get(name=created.name)
     assert gone.value.code == 404
-    assert [cache.name for cache in sdk.caches.list()] == [second.name]
+    assert [cache.name for cache in client.caches.list()] == [second.name]
 
 
-def test_a_cache_is_404_once_its_ttl_has_passed(sdk: genai.Client) -> None:
-    created = _cache(sdk, ttl="0.3s")
+def test_a_cache_is_404_once_its_ttl_has_passed(client: genai.Client) -> None:
+    created = _cache(client, ttl="0.3s")
     assert created.name is not None
     time.sleep(0.5)
     with pytest.raises(errors.ClientError) as expired:
-        sdk.caches.get(name=created.name)
+        client.caches.get(name=created.name)
     assert expired.value.code == 404
-    assert list(sdk.caches.list()) == []
+    assert list(client.caches.list()) == []
 
 
 def test_a_cache_on_an_unknown_model_or_with_both_ttl_and_expire_time_is_refused(api: httpx.Client) -> None:
@@ -91,10 +80,10 @@ def test_a_cache_on_an_unknown_model_or_with_both_ttl_and_expire_time_is_refused
     assert (unknown.status_code, both.status_code) == (404, 400)
 
 
-def test_count_tokens_is_deterministic_and_adds_a_named_cache(sdk: genai.Client, api: httpx.Client) -> None:
-    counted = sdk.models.count_tokens(model=MODEL, contents="one two three four")
+def test_count_tokens_is_deterministic_and_adds_a_named_cache(client: genai.Client, api: httpx.Client) -> None:
+    counted = client.models.count_tokens(model=MODEL, contents="one two three four")
     assert counted.total_tokens == 4
-    cache = _cache(sdk)
+    cache = _cache(client)
     with_cache = api.post(
         f"/v1beta/models/{MODEL}:countTokens",
         json={"generateContentRequest": {"model": f"models/{MODEL}", **prompt("one two"), "cachedContent": cache.name}},
@@ -103,12 +92,12 @@ def test_count_tokens_is_deterministic_and_adds_a_named_cache(sdk: genai.Client,
 
 
 def test_a_batch_request_naming_a_cache_reports_cached_tokens_and_a_gone_cache_fails_the_request(
-    sdk: genai.Client, api: httpx.Client
+    client: genai.Client, api: httpx.Client
 ) -> None:
-    cache = _cache(sdk)
-    gone = _cache(sdk)
+    cache = _cache(client)
+    gone = _cache(client)
     assert gone.name is not None
-    sdk.caches.delete(name=gone.name)
+    client.caches.delete(name=gone.name)
     items = [
         {"request": {**prompt("what does the fox do"), "cachedContent": cache.name}, "metadata": {"key": "cached"}},
         {"request": prompt("no cache here"), "metadata": {"key": "plain"}},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from google.genai import errors, types
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 
-from ._support import VERSIONS, jsonl, prompt
+from ._support import jsonl, prompt
 
 MODEL = "gemini-2.5-flash"
 TERMINAL = {
@@ -27,15 +26,6 @@ TERMINAL = {
     types.JobState.JOB_STATE_CANCELLED,
     types.JobState.JOB_STATE_EXPIRED,
 }
-
-
-@pytest.fixture(params=VERSIONS)
-def client(request: pytest.FixtureRequest, gemini_emulator: EmulatorHandle) -> Iterator[genai.Client]:
-    """A google-genai client pointed at the emulator, under /v1beta and under /v1."""
-    options = types.HttpOptions(base_url=gemini_emulator.base_url, api_version=request.param)
-    sdk = genai.Client(api_key=gemini_emulator.api_key, http_options=options)
-    yield sdk
-    sdk.close()
 
 
 def wait_until_done(client: genai.Client, name: str, timeout: float = 10.0) -> types.BatchJob:

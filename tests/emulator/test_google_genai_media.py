@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from google import genai
 from google.genai import types
-
-from airflow_provider_gemini_batch.emulator import EmulatorHandle
-
-from ._support import VERSIONS
-
-
-@pytest.fixture(params=VERSIONS)
-def client(request: pytest.FixtureRequest, gemini_emulator: EmulatorHandle) -> Iterator[genai.Client]:
-    options = types.HttpOptions(base_url=gemini_emulator.base_url, api_version=request.param)
-    sdk = genai.Client(api_key=gemini_emulator.api_key, http_options=options)
-    yield sdk
-    sdk.close()
 
 
 def finished(client: genai.Client, name: str) -> types.BatchJob:

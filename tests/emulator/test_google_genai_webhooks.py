@@ -7,7 +7,6 @@ so each test checks the fields the SDK hands back, not only that a call did not 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import standardwebhooks
@@ -17,18 +16,9 @@ from google.genai import types
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
 
 from ._receiver import Receiver
-from ._support import VERSIONS, prompt
+from ._support import prompt
 
 URI = "https://example.com/gemini-batch/webhooks/gemini_default"
-
-
-@pytest.fixture(params=VERSIONS)
-def client(request: pytest.FixtureRequest, gemini_emulator: EmulatorHandle) -> Iterator[genai.Client]:
-    """A google-genai client pointed at the emulator, under /v1beta and under /v1."""
-    options = types.HttpOptions(base_url=gemini_emulator.base_url, api_version=request.param)
-    sdk = genai.Client(api_key=gemini_emulator.api_key, http_options=options)
-    yield sdk
-    sdk.close()
 
 
 def test_create_get_list_update_delete(client: genai.Client) -> None:

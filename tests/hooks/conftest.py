@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
 FAKE_KEY = "fake-key-for-unit-tests-0123456789"
@@ -52,3 +53,11 @@ def operation(name: str = "batches/b1", state: str = "BATCH_STATE_PENDING", **me
     meta: dict[str, object] = {"model": "models/gemini-2.5-flash", "state": state, "name": name, **metadata}
     meta["@type"] = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
     return {"name": name, "metadata": meta}
+
+
+@pytest.fixture
+def hook(gemini_connection: EmulatorHandle) -> Iterator[GeminiBatchHook]:
+    """A hook on the emulator's ``gemini_default`` connection, with near-zero backoff; closed after."""
+    hook = GeminiBatchHook(retry_base_delay=0.01)
+    yield hook
+    hook.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,6 @@ from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
 MODEL = "gemini-2.5-flash"
 DOCUMENT = "alpha beta gamma delta " * 100  # 400 tokens to the fake model
-
-
-@pytest.fixture
-def hook(gemini_connection: EmulatorHandle) -> Iterator[GeminiBatchHook]:
-    hook = GeminiBatchHook(retry_base_delay=0.01)
-    yield hook
-    hook.close()
 
 
 def request(key: str, text: str, **fields: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ GRANULARITY = 256 * 1024
 
 def request_line(key: str, text: str) -> dict[str, object]:
     return {"key": key, "request": {"contents": [{"parts": [{"text": text}], "role": "user"}]}}
-
-
-@pytest.fixture
-def hook(gemini_connection: EmulatorHandle) -> Iterator[GeminiBatchHook]:
-    hook = GeminiBatchHook(retry_base_delay=0.01)
-    yield hook
-    hook.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,18 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_gemini_batch.emulator import EmulatorHandle
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 
 FOREIGN_URI = "https://generativelanguage.googleapis.com/v1beta/files/someone-elses-file"
-
-
-@pytest.fixture
-def hook(gemini_connection: EmulatorHandle) -> Iterator[GeminiBatchHook]:
-    hook = GeminiBatchHook(retry_base_delay=0.01)
-    yield hook
-    hook.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,10 @@ IMAGE_MODEL = "gemini-2.5-flash-image"
 
 
 @pytest.fixture
-def hook(gemini_connection: EmulatorHandle) -> Iterator[GeminiBatchHook]:
+def hook(hook: GeminiBatchHook, gemini_connection: EmulatorHandle) -> GeminiBatchHook:
+    """The hooks conftest's hook, on an emulator whose jobs run for a tenth of a second."""
     gemini_connection.control.configure(running_seconds=0.1)
-    hook = GeminiBatchHook(retry_base_delay=0.01)
-    yield hook
-    hook.close()
+    return hook
 
 
 def request(text: str, **extra: Any) -> dict[str, Any]:
