@@ -176,6 +176,8 @@ class KeyLedger:
         """The hashes added more than once; sorted one bucket at a time, so memory stays near 8 bytes a key."""
         repeated: set[int] = set()
         for bucket in self._buckets:
+            if len(set(bucket)) == len(bucket):
+                continue  # No repeats here: the usual case, found without a Python-level loop.
             previous = None
             for hashed in sorted(bucket):
                 if hashed == previous:

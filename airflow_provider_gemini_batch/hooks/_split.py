@@ -9,6 +9,7 @@ so a bad input leaves no shard behind that a downstream task could mistake for w
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import tempfile
@@ -57,12 +58,37 @@ def split_jsonl(
         raise GeminiBatchInputError(f"prefix {prefix!r} must be a plain file name start, such as 'shard'.")
     with _jsonl_source(source, key_field, kind) as (stream, name):
         folder = _Folder(destination)
+        copy_from = _copyable_file(stream) if folder.local is not None else None
+        before = os.fstat(copy_from) if copy_from is not None else None
         try:
-            _write_shards(stream, name, folder, limits, kind, prefix)
+            try:
+                _write_shards(stream, name, folder, limits, kind, prefix, copy_from)
+            finally:  # A source that changed explains any other problem found in it.
+                if before is not None and copy_from is not None:
+                    _check_unchanged(name, before, os.fstat(copy_from))
         except BaseException:
             folder.discard()
             raise
     return folder.publish()
+
+
+def _copyable_file(stream: object) -> int | None:
+    """The descriptor of a local source file that blocks can be copied from, if the platform can."""
+    if not hasattr(os, "copy_file_range") or not isinstance(stream, (io.BufferedReader, io.FileIO)):
+        return None
+    try:
+        return stream.fileno()
+    except (OSError, ValueError):
+        return None
+
+
+def _check_unchanged(name: str, before: os.stat_result, after: os.stat_result) -> None:
+    """Refuse a source that changed during the split: blocks are copied from the file after they were checked."""
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise GeminiBatchInputError(
+            f"{name} changed while it was split ({before.st_size} bytes, then {after.st_size}): nothing was "
+            "published. Split it again once whatever writes it has finished."
+        )
 
 
 class _LineSource(Protocol):
@@ -77,9 +103,15 @@ class _LineSource(Protocol):
 
 
 def _write_shards(
-    stream: _LineSource, name: str, folder: _Folder, limits: ShardLimits, kind: BatchKind | None, prefix: str
+    stream: _LineSource,
+    name: str,
+    folder: _Folder,
+    limits: ShardLimits,
+    kind: BatchKind | None,
+    prefix: str,
+    copy_from: int | None,
 ) -> None:
-    splitter = _Splitter(name, folder, limits, kind, prefix)
+    splitter = _Splitter(name, folder, limits, kind, prefix, copy_from)
     splitter.read(stream)
     folder.close_current()
     splitter.checker.problems.raise_if_any(splitter.count)
@@ -95,18 +127,30 @@ class _Splitter:
     The input is read in blocks of whole lines (``readlines``). A block that ``BlockCheck`` vouches for and that fits
     the current shard whole is placed and written at once; any other block (one with a problem, or
     one a shard cut falls in) goes line by line, where problems are named with their line numbers.
-    The shards are the same either way.
+    The shards are the same either way. With ``copy_from`` (a local source file, read from its
+    start), a placed block is copied from the source file into the shard by the kernel rather than
+    written from memory again; the caller checks afterwards that the file did not change meanwhile.
     """
 
-    def __init__(self, name: str, folder: _Folder, limits: ShardLimits, kind: BatchKind | None, prefix: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        folder: _Folder,
+        limits: ShardLimits,
+        kind: BatchKind | None,
+        prefix: str,
+        copy_from: int | None = None,
+    ) -> None:
         self.checker = ItemChecker(name, "line", kind, track_keys=False)
         self.blocks = BlockCheck(kind)
         self.planner = ShardPlanner(limits)
         self.ledger = KeyLedger()
         self.folder, self.limits, self.prefix = folder, limits, prefix
+        self.copy_from = copy_from
         self.out: IO[bytes] | None = None
         self.number = 0  # Lines read.
         self.count = 0  # Requests (lines that are not blank).
+        self.offset = 0  # Bytes read, which is where the next line starts in the source.
 
     def read(self, stream: _LineSource) -> None:
         while lines := stream.readlines(_BLOCK_SIZE):
@@ -118,9 +162,11 @@ class _Splitter:
             block = b"".join(lines)
             keys = self.blocks.keys(lines, block)
             if keys is not None and self._place_block(lines, block, keys):
+                self.offset += len(block)
                 return
         for line in lines:
             self.line(line)
+            self.offset += len(line)
 
     def _place_block(self, lines: list[bytes], block: bytes, keys: list[str]) -> bool:
         size, limits = len(block), self.limits
@@ -141,7 +187,10 @@ class _Splitter:
             if new_shard:
                 self.out = self.folder.new_shard(f"{self.prefix}-{self.planner.shard_count:05d}.jsonl")
             assert self.out is not None
-            self.out.write(block)
+            if self.copy_from is None:
+                self.out.write(block)
+            elif not _copy_or_write(self.copy_from, self.offset, block, self.out):
+                self.copy_from = None  # This file system cannot copy: write from now on.
         return True
 
     def line(self, line: bytes) -> None:
@@ -173,6 +222,25 @@ class _Splitter:
             self.out = self.folder.new_shard(f"{self.prefix}-{self.planner.shard_count:05d}.jsonl")
         assert self.out is not None
         self.out.write(line)
+
+
+def _copy_or_write(source: int, offset: int, block: bytes, out: IO[bytes]) -> bool:
+    """Put ``block``, found at ``offset`` in ``source``, into ``out``: copied file to file by the kernel,
+    and whatever it could not copy written from memory. ``False`` when copying failed (do not try again).
+    """
+    out.flush()  # Lines written before go first; the copy appends at the file's position.
+    done, size, copying = 0, len(block), True
+    try:
+        while done < size:
+            copied = os.copy_file_range(source, out.fileno(), size - done, offset + done)
+            if not copied:
+                break  # The source is shorter than when it was read: the caller finds it changed.
+            done += copied
+    except OSError:  # EXDEV, ENOSYS, EOPNOTSUPP, ...: file systems that cannot copy between these files.
+        copying = False
+    if done < size:
+        out.write(memoryview(block)[done:])
+    return copying
 
 
 def _report_repeated_keys(stream: _LineSource, name: str, kind: BatchKind | None, suspects: set[int]) -> None:
