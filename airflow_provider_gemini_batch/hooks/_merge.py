@@ -1,5 +1,8 @@
 """Write the results of a sharded input's jobs as one results set: a file per shard and one manifest.
 
+With a media destination, every shard's images are written into that one folder (the split keeps keys
+unique across shards, so their file names cannot collide), and the manifest counts them per shard.
+
 Each shard's results are written as ``GeminiBatchHook.write_results`` writes one job's (all or
 nothing, checked against the job's request count); a shard whose job did not succeed, or whose
 results stay incomplete, writes nothing and its requests count as missing. With the shards' input
@@ -64,6 +67,8 @@ class ResultsSetWriter:
         *,
         input_paths: Sequence[Any] | None,
         skip_if_complete: bool,
+        media_destination: Any = None,
+        keep_inline_media: bool = False,
     ) -> dict[str, Any]:
         if str(destination).lower().endswith((".jsonl", ".jsonl.gz")):
             raise GeminiBatchError(
@@ -84,7 +89,13 @@ class ResultsSetWriter:
                 continue
             try:
                 batch = self.hook.get_batch(name)
-                summary = self.hook.write_results(batch, destination, skip_if_complete=skip_if_complete)
+                summary = self.hook.write_results(
+                    batch,
+                    destination,
+                    skip_if_complete=skip_if_complete,
+                    media_destination=media_destination,
+                    keep_inline_media=keep_inline_media,
+                )
             except GeminiBatchError as exc:
                 self.log.warning("Shard %d (%s) has no results: %s", index, name, exc)
                 shard["error"] = str(exc)
@@ -96,6 +107,8 @@ class ResultsSetWriter:
                 succeeded_count=summary.succeeded_count,
                 failed_count=summary.failed_count,
                 usage=summary.usage,
+                media_count=summary.media_count,
+                media_bytes=summary.media_bytes,
                 model=batch.model,
                 **run_cost(batch.model, summary.usage),
             )
@@ -144,6 +157,8 @@ class ResultsSetWriter:
             "unexpected_count": unexpected,
             "missing_keys": missing_keys,
             "complete": not missing and not failed_shards,
+            "media_count": sum(shard["media_count"] for shard in written),
+            "media_bytes": sum(shard["media_bytes"] for shard in written),
             "usage": usage,
             "tokens": tokens_by_kind(usage),
             "cost": summed_cost([shard["cost"] for shard in written]),

@@ -377,6 +377,8 @@ class GeminiBatchHook(GeminiMediaHook, GeminiCachingHook, GeminiWebhooksHook):
         input_paths: Sequence[Any] | None = None,
         policy: MissingResultsPolicy | None = None,
         skip_if_complete: bool = True,
+        media_destination: Any = None,
+        keep_inline_media: bool = False,
     ) -> dict[str, Any]:
         """Write the results of a sharded input's jobs into one folder: a file per shard, and ``manifest.json``.
 
@@ -390,11 +392,21 @@ class GeminiBatchHook(GeminiMediaHook, GeminiCachingHook, GeminiWebhooksHook):
         :param batch_names: the jobs, in shard order (a mapped submit task's XCom).
         :param input_paths: the shards' input files, to account for every key (held in memory while merging).
         :param policy: how many requests may lack a result (default: none may).
+        :param media_destination: a folder for every shard's media files, as for ``write_results``;
+            the manifest counts them (``media_count``, ``media_bytes``, in total and per shard).
+        :param keep_inline_media: as for ``write_results``.
         :raises GeminiBatchIncompleteResults: more results are missing than ``policy`` allows (the
             manifest is written first, listing them).
         """
         writer = ResultsSetWriter(self, policy or MissingResultsPolicy())
-        return writer.write(list(batch_names), destination, input_paths=input_paths, skip_if_complete=skip_if_complete)
+        return writer.write(
+            list(batch_names),
+            destination,
+            input_paths=input_paths,
+            skip_if_complete=skip_if_complete,
+            media_destination=media_destination,
+            keep_inline_media=keep_inline_media,
+        )
 
     @staticmethod
     def expected_result_count(batch: Batch, expected_keys: Collection[str | None] | None = None) -> int | None:

@@ -220,12 +220,14 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
     :param max_missing_results: with several jobs, the most requests allowed without a result (default 0).
     :param max_missing_ratio: with several jobs, the largest share allowed without a result (0.0 to 1.0).
 
-    **Images and other media** (one job): with ``media_destination``, a folder (local or object
+    **Images and other media**: with ``media_destination``, a folder (local or object
     storage), every ``inlineData`` part (an image model's images) is written there as
     ``{key}-{n}.{ext}`` (the extension from its MIME type), decoded as the results stream by, and the
     line keeps ``"file"`` (the file's path or URI) in place of the base64, plus ``"media"``, the list of
     its files. The media files appear with the results file, never before. The manifest then counts
-    them: ``media_count`` and ``media_bytes``. See ``docs/media.md``.
+    them: ``media_count`` and ``media_bytes``. With several jobs, every shard's media go to the one
+    folder (keys are unique across a split's shards) and the manifest counts them in total and per
+    shard. See ``docs/media.md``.
 
     :param media_destination: the folder for media files (templated); default: media stay inline.
     :param keep_inline_media: keep the base64 in the line next to ``"file"``.
@@ -269,17 +271,14 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         if not isinstance(self.batch_name, str):  # A mapped submit's XCom: the jobs of a sharded input.
-            if self.media_destination is not None:
-                raise GeminiBatchInputError(
-                    f"{self.task_id}: media_destination takes the results of one job; download each shard's "
-                    "results with a task of its own to write their media."
-                )
             return self.hook.write_results_set(
                 list(self.batch_name),
                 self.destination,
                 input_paths=None if self.input_paths is None else list(self.input_paths),
                 policy=self.missing_policy,
                 skip_if_complete=self.skip_if_complete,
+                media_destination=self.media_destination,
+                keep_inline_media=self.keep_inline_media,
             )
         batch = self.hook.get_batch(self.batch_name)
         summary = self.hook.write_results(

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gemini_batch.emulator import EmulatorHandle
-from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook
 from airflow_provider_gemini_batch.operators import GeminiDownloadResultsOperator
 from tests.airflow_flow import run_task
@@ -17,9 +16,10 @@ from tests.airflow_flow import run_task
 IMAGES = {"generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}
 
 
-def image_batch(hook: GeminiBatchHook) -> str:
+def image_batch(hook: GeminiBatchHook, prefix: str = "") -> str:
     records = [
-        {"key": f"img{i}", "request": {"contents": [{"parts": [{"text": f"picture {i}"}]}], **IMAGES}} for i in range(3)
+        {"key": f"{prefix}img{i}", "request": {"contents": [{"parts": [{"text": f"picture {i}"}]}], **IMAGES}}
+        for i in range(3)
     ]
     name = hook.create_batch("gemini-2.5-flash-image", requests=records).name
     hook.get_batch(name)  # The emulator finishes the job on this get.
@@ -51,12 +51,29 @@ def test_images_go_to_the_media_folder_and_the_manifest_counts_them(
         assert base64.b64decode(blob["data"]) == Path(blob["file"]).read_bytes()
 
 
-def test_media_destination_is_templated_and_several_jobs_are_refused(
+def test_media_destination_is_templated(gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
+    assert "media_destination" in GeminiDownloadResultsOperator.template_fields
+
+
+def test_the_jobs_of_a_sharded_input_write_their_media_into_one_folder_counted_per_shard(
     gemini_connection: EmulatorHandle, tmp_path: Path
 ) -> None:
-    assert "media_destination" in GeminiDownloadResultsOperator.template_fields
+    """A mapped submit's list of jobs: every shard's images are written, and the manifest counts them."""
+    hook = GeminiBatchHook()
+    names = [image_batch(hook, prefix) for prefix in ("a", "b")]
     operator = GeminiDownloadResultsOperator(
-        task_id="d", batch_name=["batches/a", "batches/b"], destination=str(tmp_path), media_destination=str(tmp_path)
+        task_id="d", batch_name=names, destination=str(tmp_path / "results"), media_destination=str(tmp_path / "png")
     )
-    with pytest.raises(GeminiBatchInputError, match="media_destination"):
-        run_task(operator)
+    manifest, _ = run_task(operator)
+
+    files = sorted((tmp_path / "png").iterdir())
+    assert [path.name for path in files] == [f"{prefix}img{i}-0.png" for prefix in "ab" for i in range(3)]
+    assert manifest["complete"] is True
+    assert manifest["media_count"] == 6
+    assert manifest["media_bytes"] == sum(path.stat().st_size for path in files)
+    assert [(shard["media_count"], shard["media_bytes"] > 0) for shard in manifest["shards"]] == [(3, True), (3, True)]
+    written = json.loads((tmp_path / "results" / "manifest.json").read_text())
+    assert written["media_count"] == 6
+    for shard in manifest["shards"]:
+        for line in map(json.loads, Path(shard["path"]).read_text().splitlines()):
+            assert Path(line["media"][0]).is_file()  # Each line points at its image.
