@@ -70,8 +70,9 @@ class ResultsReader:
         path = results_path(destination, batch)
         marker = CompletionMarker(path)
         keys = None if expected_keys is None else sorted(set(expected_keys), key=str)
+        media = _media_settings(media_destination, keep_inline_media)
         if skip_if_complete:
-            done = marker.read(batch.name, keys)
+            done = marker.read(batch.name, keys, media)
             if done is not None:
                 self.log.info(
                     "Results of %s are already complete at %s (%d results); not downloading them again",
@@ -82,7 +83,7 @@ class ResultsReader:
                 return done
         marker.remove()  # Before the file is replaced: a marker never describes a file it was not written for.
         summary = self._write(batch, path, keys, media_destination, keep_inline_media)
-        marker.write(summary, keys)
+        marker.write(summary, keys, media)
         self.log.info("Wrote %d results of %s to %s", summary.result_count, batch.name, summary.path)
         return summary
 
@@ -221,10 +222,11 @@ class CompletionMarker:
     """The note that a results file is whole and whose it is: ``.<file name>.complete.json`` beside it.
 
     Written (atomically, as the results file is) only after the results file is in place, with the
-    job's name, the counts of the summary, the file's size and a digest of the expected keys. A file
-    counts as complete for a job only when the marker names that job and the same check (expected
-    keys), and the file still has the size written: a partial file has no marker, another job's file
-    has a marker naming that job, and a file altered since has another size.
+    job's name, the counts of the summary, the file's size, a digest of the expected keys and the
+    media settings. A file counts as complete for a job only when the marker names that job, the same
+    check (expected keys) and the same media settings (images inline, or pointing into which folder),
+    and the file still has the size written: a partial file has no marker, another job's file has a
+    marker naming that job, and a file altered since has another size.
     """
 
     def __init__(self, results: Any) -> None:
@@ -236,7 +238,9 @@ class CompletionMarker:
             folder, name = os.path.split(os.fspath(results))
             self.path = os.path.join(folder, f".{name}.complete.json")
 
-    def read(self, batch_name: str, expected_keys: list[str] | None) -> ResultsSummary | None:
+    def read(
+        self, batch_name: str, expected_keys: list[str] | None, media: dict[str, Any] | None = None
+    ) -> ResultsSummary | None:
         """The summary of the complete write of ``batch_name``'s results, if the file holds them; else ``None``."""
         try:
             with self._open("rb") as stream:
@@ -246,7 +250,7 @@ class CompletionMarker:
             return None
         if not isinstance(note, dict) or note.get("batch_name") != batch_name or note.get("size_bytes") != size:
             return None
-        if note.get("expected_keys_sha256") != _digest(expected_keys):
+        if note.get("expected_keys_sha256") != _digest(expected_keys) or note.get("media") != media:
             return None
         try:
             fields = {
@@ -256,11 +260,13 @@ class CompletionMarker:
         except (KeyError, TypeError):
             return None
 
-    def write(self, summary: ResultsSummary, expected_keys: list[str] | None) -> None:
+    def write(
+        self, summary: ResultsSummary, expected_keys: list[str] | None, media: dict[str, Any] | None = None
+    ) -> None:
         """Record that ``summary``'s file is complete (after it is in place)."""
         note = dataclasses.asdict(summary)
         del note["path"]  # The marker sits beside its file: the path is where it is found.
-        note.update(size_bytes=self._size(), expected_keys_sha256=_digest(expected_keys))
+        note.update(size_bytes=self._size(), expected_keys_sha256=_digest(expected_keys), media=media)
         with open_destination(self.path) as out:
             out.write(json.dumps(note, sort_keys=True).encode())
 
@@ -285,6 +291,14 @@ class CompletionMarker:
         if storage_path is not None:
             return int(storage_path.stat().st_size)
         return os.path.getsize(os.fspath(self.results))
+
+
+def _media_settings(media_destination: Any, keep_inline: bool) -> dict[str, Any] | None:
+    """What the marker records of how media were written: ``None`` when they stay inline (as markers
+    written before media files existed say, by having no ``media``)."""
+    if media_destination is None:
+        return None
+    return {"destination": str(media_destination), "keep_inline": bool(keep_inline)}
 
 
 def _digest(expected_keys: list[str] | None) -> str | None:

@@ -203,8 +203,9 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
     :param skip_if_complete: when the destination already holds this job's complete results, download
         nothing and return the same manifest (a job announced twice, by its webhook and by the polling
         safety net, runs the downstream DAG twice harmlessly). A complete download leaves
-        ``.<file name>.complete.json`` beside the file; a partial, foreign or altered file is
-        downloaded over. ``False`` always downloads.
+        ``.<file name>.complete.json`` beside the file; a partial, foreign or altered file, or one
+        written with other ``expected_keys`` or media settings, is downloaded over. ``False`` always
+        downloads.
     :raises GeminiBatchIncompleteResults: results are missing after reading them again.
 
     **Several jobs** (the shards of one input, ``batch_name`` being a mapped submit task's XCom, a

@@ -98,6 +98,36 @@ def test_nothing_half_written_is_left_when_results_are_missing(hook: GeminiBatch
     assert list((tmp_path / "m").iterdir()) == [], "no image published, no partial left"
 
 
+def test_a_complete_download_is_not_skipped_when_the_media_settings_differ(
+    hook: GeminiBatchHook, tmp_path: Path
+) -> None:
+    """The completeness note vouches for the file as written: inline base64, or pointers into one media folder."""
+    batch = image_job(hook, tmp_path, inline=False)
+    out = tmp_path / "out.jsonl"
+    assert hook.write_results(batch, out, skip_if_complete=True).media_count == 0  # Images inline.
+
+    summary = hook.write_results(batch, out, skip_if_complete=True, media_destination=tmp_path / "a")
+    assert (summary.media_count, sorted(p.name for p in (tmp_path / "a").iterdir())) == (2, ["fox-0.png", "owl-0.png"])
+    assert all(
+        line.get("media", [""])[0].startswith(str(tmp_path / "a"))
+        for line in map(json.loads, out.read_text().splitlines())
+        if line["key"] != "bad"
+    )
+
+    summary = hook.write_results(batch, out, skip_if_complete=True, media_destination=tmp_path / "b")
+    assert (summary.media_count, len(list((tmp_path / "b").iterdir()))) == (2, 2)
+    summary = hook.write_results(
+        batch, out, skip_if_complete=True, media_destination=tmp_path / "b", keep_inline_media=True
+    )
+    assert '"data"' in out.read_text()
+
+    written = out.stat().st_mtime_ns
+    again = hook.write_results(
+        batch, out, skip_if_complete=True, media_destination=tmp_path / "b", keep_inline_media=True
+    )
+    assert (again, out.stat().st_mtime_ns) == (summary, written), "the same settings again: skipped"
+
+
 def test_grounding_metadata_and_function_calls_survive_into_the_results_line(
     hook: GeminiBatchHook, tmp_path: Path
 ) -> None:
