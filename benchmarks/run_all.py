@@ -37,6 +37,9 @@ import bench_webhooks
 import bench_worker_slots
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+#: A row starts once the cores were less busy than this over a second, or after QUIET_TIMEOUT seconds.
+QUIET_BELOW = 0.25
+QUIET_TIMEOUT = 60.0
 ROW_NAMES = ("upload", "results", "input", "triggers", "worker_slots", "emulator", "webhooks", "ui", "split", "media")
 #: Rows a quick run of every row leaves out: each takes longer than the whole smoke run may.
 NOT_IN_QUICK = ("webhooks",)
@@ -115,7 +118,10 @@ How each row is measured:
 
 Ratios read "ours / other": for rates higher is better, for RSS, CPU and lag lower is better.
 The machine is shared: other work runs on the same 2 cores (see the load average in the header),
-so wall-clock rates carry noise; CPU-time figures are in the notes where they matter.
+so wall-clock rates carry noise; CPU-time figures are in the notes where they matter. Each row waits
+for the cores to be quiet before it starts (the header says how long), so one row's start-up or
+shutdown, or the worker-slot row's Airflow start-up in the background, is not measured as the next
+row's figures.
 """
 
 
@@ -132,8 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> tuple[list[harness.Row], dict[str, str]]:
-    """Run the selected rows; return the rows in order and the failures by row name."""
+def run(
+    *, quick: bool, batch_minutes: float, only: set[str] | None = None
+) -> tuple[list[harness.Row], dict[str, str], dict[str, float]]:
+    """Run the selected rows; return the rows in order, the failures by row name, and how long each row
+    waited for the machine to settle before it started."""
     selected = [
         name for name in ROW_NAMES if (name in only if only is not None else not (quick and name in NOT_IN_QUICK))
     ]
@@ -169,17 +178,29 @@ def run(*, quick: bool, batch_minutes: float, only: set[str] | None = None) -> t
     threads = [threading.Thread(target=attempt, args=(name,), name=name) for name in at_once]
     for thread in threads:
         thread.start()
+    waits: dict[str, float] = {}
     for name in selected:
         if name not in at_once:
+            # What ran before (a row's children exiting, the worker-slot row's Airflow start-up, a
+            # standalone shutting down) is not this row's to pay for: start once the cores are quiet.
+            busy, waits[name] = harness.wait_until_quiet(busy_below=QUIET_BELOW, timeout=QUIET_TIMEOUT)
+            if waits[name] >= QUIET_TIMEOUT:
+                harness.progress(f"{name}: the cores are still {busy:.0%} busy after {QUIET_TIMEOUT:.0f} s; starting")
             attempt(name)
     for thread in threads:
         thread.join()
     rows = [row for name in selected for row in results.get(name, [])]
-    return rows, failures
+    return rows, failures, waits
 
 
 def report(
-    rows: list[harness.Row], failures: dict[str, str], *, quick: bool, seconds: float, skipped: tuple[str, ...] = ()
+    rows: list[harness.Row],
+    failures: dict[str, str],
+    *,
+    quick: bool,
+    seconds: float,
+    skipped: tuple[str, ...] = (),
+    waits: dict[str, float] | None = None,
 ) -> str:
     """The header, the table, the notes (``skipped``: rows left out of a quick run) and the method, as Markdown."""
     met = [row for row in rows if row.met is not None]
@@ -190,6 +211,17 @@ def report(
         "",
         f"Run: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {seconds / 60:.1f} min; "
         f"targets met: {sum(bool(row.met) for row in met)} of {len(met)}.",
+        *(
+            [
+                "",
+                f"Each row started once the cores were under {QUIET_BELOW:.0%} busy for a second (at most "
+                f"{QUIET_TIMEOUT:.0f} s); waited: "
+                + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in waits.items())
+                + ".",
+            ]
+            if waits
+            else []
+        ),
         "",
         harness.rows_table(rows),
         "",
@@ -214,9 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     if only is not None and not only <= set(ROW_NAMES):
         raise SystemExit(f"Unknown rows {sorted(only - set(ROW_NAMES))}: use {', '.join(ROW_NAMES)}.")
     started = time.perf_counter()
-    rows, failures = run(quick=args.quick, batch_minutes=args.batch_minutes, only=only)
+    rows, failures, waits = run(quick=args.quick, batch_minutes=args.batch_minutes, only=only)
     skipped = NOT_IN_QUICK if args.quick and only is None else ()
-    text = report(rows, failures, quick=args.quick, seconds=time.perf_counter() - started, skipped=skipped)
+    text = report(rows, failures, quick=args.quick, seconds=time.perf_counter() - started, skipped=skipped, waits=waits)
     print(text)
     destination = args.results or (RESULTS_PATH if not args.quick and only is None else None)
     if destination is not None:

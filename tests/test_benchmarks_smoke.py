@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +32,38 @@ def test_every_benchmark_row_runs_in_its_quick_form(tmp_path: Path) -> None:
     missing = [row for row in ROWS if f"| {row} " not in table]
     assert not missing, f"rows missing from the table: {missing}\n{table}"
     assert "failed**" not in table
+
+
+def _harness_readings() -> object:
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from _harness import readings
+
+    return readings
+
+
+def test_rows_wait_for_the_machine_to_settle_before_they_start() -> None:
+    """Each row starts once the cores are mostly idle: a row's start-up (Airflow's imports, a standalone
+    shutting down) must not be measured as the next row's figures."""
+    readings: Any = _harness_readings()
+    # (busy, total) CPU ticks since boot: 90% busy for two samples, then 10%.
+    samples = iter([(0, 0), (90, 100), (180, 200), (190, 300), (200, 400)])
+    clock = iter(range(100))
+    busy, waited = readings.wait_until_quiet(
+        busy_below=0.25, timeout=60, sample=lambda: next(samples), sleep=lambda _s: None, now=lambda: next(clock)
+    )
+    assert busy == pytest.approx(0.10)
+    assert waited == 3
+
+    always_busy = iter((tick * 95, tick * 100) for tick in range(1000))
+    clock = iter(range(1000))
+    busy, waited = readings.wait_until_quiet(
+        busy_below=0.25, timeout=5, sample=lambda: next(always_busy), sleep=lambda _s: None, now=lambda: next(clock)
+    )
+    assert busy == pytest.approx(0.95)
+    assert waited >= 5, "gives up after the timeout, reporting how busy the machine still was"
+
+
+def test_cpu_ticks_are_read_from_proc_stat() -> None:
+    readings: Any = _harness_readings()
+    busy, total = readings.cpu_ticks()
+    assert 0 < busy < total

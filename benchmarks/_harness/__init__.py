@@ -2,7 +2,7 @@
 
 - ``lifecycle``: scratch directories and the emulator's own process (``Emulator.control`` steers it);
 - ``children``: measured children, each a fresh interpreter, and their reports;
-- ``readings``: RSS and CPU of a process, percentiles;
+- ``readings``: RSS and CPU of a process, how busy the machine is (``wait_until_quiet``), percentiles;
 - ``inputs``: generated batch input files and records;
 - ``fixtures``: jobs and files made through ``GeminiBatchHook`` (in a worker process);
 - ``table``: the results table and progress output.
@@ -18,10 +18,12 @@ from _harness.inputs import JsonlFile, prompt_records, write_batch_jsonl, write_
 from _harness.lifecycle import PYTHON, REPO_ROOT, Emulator, MiB, require_free_space, running_emulator, scratch_dir
 from _harness.readings import (
     address_space_peak_rss_bytes,
+    cpu_ticks,
     current_rss_bytes,
     peak_rss_bytes,
     percentile,
     process_cpu_seconds,
+    wait_until_quiet,
 )
 from _harness.table import Row, format_table, machine_description, print_rows, progress, rows_table
 
@@ -34,6 +36,7 @@ __all__ = [
     "Row",
     "address_space_peak_rss_bytes",
     "airflow_child_env",
+    "cpu_ticks",
     "current_rss_bytes",
     "fixtures",
     "format_table",
@@ -51,6 +54,7 @@ __all__ = [
     "run_child",
     "running_emulator",
     "scratch_dir",
+    "wait_until_quiet",
     "write_batch_jsonl",
     "write_request_lines",
 ]

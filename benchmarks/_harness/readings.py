@@ -1,10 +1,11 @@
-"""Readings of a process's memory and CPU (Linux ``/proc`` and ``getrusage``), and a percentile."""
+"""Readings of a process's memory and CPU (Linux ``/proc`` and ``getrusage``), the machine's CPU, and a percentile."""
 
 from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 
 def current_rss_bytes() -> int:
@@ -32,6 +33,39 @@ def process_cpu_seconds(pid: int) -> float:
         fields = stat.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's (busy, total) CPU ticks since boot, all cores together (``/proc/stat``)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+def wait_until_quiet(
+    *,
+    busy_below: float = 0.25,
+    timeout: float = 60.0,
+    interval: float = 1.0,
+    sample: Callable[[], tuple[int, int]] = cpu_ticks,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.monotonic,
+) -> tuple[float, float]:
+    """Wait until the cores were less than ``busy_below`` busy over one ``interval``, or ``timeout``.
+
+    :return: how busy they were over the last interval (0 to 1), and the seconds waited.
+    """
+    started, previous = now(), sample()
+    while True:
+        sleep(interval)
+        current = sample()
+        busy = (current[0] - previous[0]) / max(current[1] - previous[1], 1)
+        waited = now() - started
+        if busy < busy_below or waited >= timeout:
+            return busy, waited
+        previous = current
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
