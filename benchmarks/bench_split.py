@@ -156,7 +156,8 @@ def measure(*, quick: bool) -> list[harness.Row]:
             f"{split['seconds']:.1f} s ({split['cpu_seconds']:.1f} CPU s); ceiling: the file read line by line "
             f"and counted, best of {[round(run['seconds'], 1) for run in ceilings]} s; a chunked "
             f"count of newlines reads it at {size / GB / counted['seconds']:.2f} GB/s; copying the file with "
-            f"the kernel (copy_file_range, as the split writes) runs at {size / GB / copied['seconds']:.2f} GB/s; "
+            f"the kernel (copy_file_range, as the split writes) runs at {size / GB / copied['seconds']:.2f} GB/s "
+            f"({copied['cpu_seconds']:.1f} CPU s in {copied['seconds']:.1f} s); "
             f"checking alone (every block decoded and checked as the split does, nothing written, no key "
             f"ledger) runs at {size / GB / checked['seconds']:.2f} GB/s on one core, of the machine's "
             f"{os.cpu_count()}",

@@ -1,7 +1,8 @@
 """Write the results of a sharded input's jobs as one results set: a file per shard and one manifest.
 
-With a media destination, every shard's images are written into that one folder (the split keeps keys
-unique across shards, so their file names cannot collide), and the manifest counts them per shard.
+With a media destination, each job's images are written into a folder of their own in it, named by the
+job's id (``<media_destination>/<job id>/<key>-<n>.<ext>``): jobs that are not the shards of one split
+may share keys, and must not replace each other's files. The manifest counts them per shard.
 
 Each shard's results are written as ``GeminiBatchHook.write_results`` writes one job's (all or
 nothing, checked against the job's request count); a shard whose job did not succeed, or whose
@@ -16,6 +17,7 @@ The keys of the whole input are held in memory while merging (input keys and res
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,14 @@ def _join(destination: Any, name: str) -> Any:
     if storage_path is not None:
         return storage_path / name
     return f"{str(destination).rstrip('/')}/{name}"
+
+
+def _job_folder(media_destination: Any, job_id: str) -> Any:
+    """Where one job's media go: a folder per job, named by its id, so that jobs sharing keys (not the
+    shards of one split) cannot replace each other's files; ``None`` when media stay inline."""
+    if media_destination is None:
+        return None
+    return _join(media_destination, re.sub(r"[^A-Za-z0-9_-]", "_", job_id) or "job")
 
 
 class ResultsSetWriter:
@@ -93,7 +103,7 @@ class ResultsSetWriter:
                     batch,
                     destination,
                     skip_if_complete=skip_if_complete,
-                    media_destination=media_destination,
+                    media_destination=_job_folder(media_destination, batch.id),
                     keep_inline_media=keep_inline_media,
                 )
             except GeminiBatchError as exc:

@@ -58,23 +58,24 @@ def split_jsonl(
         raise GeminiBatchInputError(f"prefix {prefix!r} must be a plain file name start, such as 'shard'.")
     with _jsonl_source(source, key_field, kind) as (stream, name):
         folder = _Folder(destination)
-        copy_from = _copyable_file(stream) if folder.local is not None else None
-        before = os.fstat(copy_from) if copy_from is not None else None
+        watch = _SourceWatch(name, _local_file(stream))
+        copy_from = watch.fd if folder.local is not None and hasattr(os, "copy_file_range") else None
         try:
             try:
                 _write_shards(stream, name, folder, limits, kind, prefix, copy_from)
-            finally:  # A source that changed explains any other problem found in it.
-                if before is not None and copy_from is not None:
-                    _check_unchanged(name, before, os.fstat(copy_from))
+            except Exception:
+                watch.check()  # A source that changed explains any other problem found in it.
+                raise
+            watch.check()
         except BaseException:
             folder.discard()
             raise
     return folder.publish()
 
 
-def _copyable_file(stream: object) -> int | None:
-    """The descriptor of a local source file that blocks can be copied from, if the platform can."""
-    if not hasattr(os, "copy_file_range") or not isinstance(stream, (io.BufferedReader, io.FileIO)):
+def _local_file(stream: object) -> int | None:
+    """The descriptor of a local source file (blocks can be copied from it, and it can be watched)."""
+    if not isinstance(stream, (io.BufferedReader, io.FileIO)):
         return None
     try:
         return stream.fileno()
@@ -82,13 +83,24 @@ def _copyable_file(stream: object) -> int | None:
         return None
 
 
-def _check_unchanged(name: str, before: os.stat_result, after: os.stat_result) -> None:
-    """Refuse a source that changed during the split: blocks are copied from the file after they were checked."""
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-        raise GeminiBatchInputError(
-            f"{name} changed while it was split ({before.st_size} bytes, then {after.st_size}): nothing was "
-            "published. Split it again once whatever writes it has finished."
-        )
+class _SourceWatch:
+    """Refuse a local source file that changed during the split (its size or modification time): its
+    blocks may be copied from the file after they were checked, and a file still being written is not
+    a whole input. A rewrite that keeps both the size and the modification time is not seen."""
+
+    def __init__(self, name: str, fd: int | None) -> None:
+        self.name, self.fd = name, fd
+        self.before = os.fstat(fd) if fd is not None else None
+
+    def check(self) -> None:
+        if self.fd is None or self.before is None:
+            return
+        before, after = self.before, os.fstat(self.fd)
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            raise GeminiBatchInputError(
+                f"{self.name} changed while it was split ({before.st_size} bytes, then {after.st_size}): nothing "
+                "was published. Split it again once whatever writes it has finished."
+            )
 
 
 class _LineSource(Protocol):

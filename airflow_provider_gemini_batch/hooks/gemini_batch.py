@@ -392,8 +392,9 @@ class GeminiBatchHook(GeminiMediaHook, GeminiCachingHook, GeminiWebhooksHook):
         :param batch_names: the jobs, in shard order (a mapped submit task's XCom).
         :param input_paths: the shards' input files, to account for every key (held in memory while merging).
         :param policy: how many requests may lack a result (default: none may).
-        :param media_destination: a folder for every shard's media files, as for ``write_results``;
-            the manifest counts them (``media_count``, ``media_bytes``, in total and per shard).
+        :param media_destination: a folder for the media files, as for ``write_results``: each job's
+            in a folder of their own in it, named by the job's id; the manifest counts them
+            (``media_count``, ``media_bytes``, in total and per shard).
         :param keep_inline_media: as for ``write_results``.
         :raises GeminiBatchIncompleteResults: more results are missing than ``policy`` allows (the
             manifest is written first, listing them).

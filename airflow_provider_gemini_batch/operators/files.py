@@ -226,9 +226,9 @@ class GeminiDownloadResultsOperator(GeminiBatchBaseOperator):
     ``{key}-{n}.{ext}`` (the extension from its MIME type), decoded as the results stream by, and the
     line keeps ``"file"`` (the file's path or URI) in place of the base64, plus ``"media"``, the list of
     its files. The media files appear with the results file, never before. The manifest then counts
-    them: ``media_count`` and ``media_bytes``. With several jobs, every shard's media go to the one
-    folder (keys are unique across a split's shards) and the manifest counts them in total and per
-    shard. See ``docs/media.md``.
+    them: ``media_count`` and ``media_bytes``. With several jobs, each job's media go to a folder of
+    their own in it, named by the job's id (jobs may share keys), and the manifest counts them in total
+    and per shard. See ``docs/media.md``.
 
     :param media_destination: the folder for media files (templated); default: media stay inline.
     :param keep_inline_media: keep the base64 in the line next to ``"file"``.

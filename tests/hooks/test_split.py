@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_gemini_batch.block_check import BlockCheck
 from airflow_provider_gemini_batch.exceptions import GeminiBatchInputError
 from airflow_provider_gemini_batch.hooks import GeminiBatchHook, _split
 from airflow_provider_gemini_batch.sharding import ShardLimits, estimate_tokens
@@ -230,3 +231,52 @@ class TestCopyingFromALocalSource:
         with pytest.raises(GeminiBatchInputError, match=r"'input.jsonl' changed while it was split"):
             hook.split_input(source, tmp_path / "shards", max_requests=700)
         assert not list((tmp_path / "shards").glob("*"))
+
+
+def appending_while_split(source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process appends a line to ``source`` as the split places its first (fault injection at the planner)."""
+    real = _split.ShardPlanner.starts_new_shard
+    appended: list[bool] = []
+
+    def appending(self: Any, size: int, tokens: int) -> bool:
+        if not appended:
+            appended.append(True)
+            with source.open("ab") as more:
+                more.write(line("late"))
+        return bool(real(self, size, tokens))
+
+    monkeypatch.setattr(_split.ShardPlanner, "starts_new_shard", appending)
+    monkeypatch.setattr(BlockCheck, "keys", lambda *_args: None)  # Line by line: every line meets the planner.
+
+
+def test_a_local_source_changed_while_it_is_split_is_refused_whatever_the_destination(
+    hook: GeminiBatchHook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "input.jsonl"
+    write_input(source, 50)
+    appending_while_split(source, monkeypatch)
+
+    with pytest.raises(GeminiBatchInputError, match=r"'input.jsonl' changed while it was split"):
+        hook.split_input(source, f"file://{tmp_path}/shards", max_requests=10)
+    assert not (tmp_path / "shards").exists() or not list((tmp_path / "shards").glob("*"))
+
+
+def test_an_interrupt_is_not_turned_into_an_input_error_by_the_change_check(
+    hook: GeminiBatchHook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task timeout or kill (not an ``Exception``) stays what it is, even when the source changed too."""
+    source = tmp_path / "input.jsonl"
+    write_input(source, 50)
+    appending_while_split(source, monkeypatch)
+    real = _split._Splitter.line
+    calls = iter(range(1000))
+
+    def interrupted(self: Any, text: bytes) -> None:
+        if next(calls) == 30:
+            raise KeyboardInterrupt
+        real(self, text)
+
+    monkeypatch.setattr(_split._Splitter, "line", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hook.split_input(source, tmp_path / "shards", max_requests=10)
+    assert not list((tmp_path / "shards").glob("*"))

@@ -55,10 +55,11 @@ def test_media_destination_is_templated(gemini_connection: EmulatorHandle, tmp_p
     assert "media_destination" in GeminiDownloadResultsOperator.template_fields
 
 
-def test_the_jobs_of_a_sharded_input_write_their_media_into_one_folder_counted_per_shard(
+def test_the_jobs_of_a_sharded_input_write_their_media_a_folder_per_job_counted_per_shard(
     gemini_connection: EmulatorHandle, tmp_path: Path
 ) -> None:
-    """A mapped submit's list of jobs: every shard's images are written, and the manifest counts them."""
+    """A mapped submit's list of jobs: every job's images are written, each job's into a folder named by
+    its id (two jobs may share keys), and the manifest counts them."""
     hook = GeminiBatchHook()
     names = [image_batch(hook, prefix) for prefix in ("a", "b")]
     operator = GeminiDownloadResultsOperator(
@@ -66,8 +67,12 @@ def test_the_jobs_of_a_sharded_input_write_their_media_into_one_folder_counted_p
     )
     manifest, _ = run_task(operator)
 
-    files = sorted((tmp_path / "png").iterdir())
-    assert [path.name for path in files] == [f"{prefix}img{i}-0.png" for prefix in "ab" for i in range(3)]
+    files = sorted((tmp_path / "png").rglob("*.png"))
+    assert [path.relative_to(tmp_path / "png").as_posix() for path in files] == sorted(
+        f"{name.rsplit('/', 1)[-1]}/{prefix}img{i}-0.png"
+        for name, prefix in zip(names, "ab", strict=True)
+        for i in range(3)
+    )
     assert manifest["complete"] is True
     assert manifest["media_count"] == 6
     assert manifest["media_bytes"] == sum(path.stat().st_size for path in files)
@@ -77,3 +82,21 @@ def test_the_jobs_of_a_sharded_input_write_their_media_into_one_folder_counted_p
     for shard in manifest["shards"]:
         for line in map(json.loads, Path(shard["path"]).read_text().splitlines()):
             assert Path(line["media"][0]).is_file()  # Each line points at its image.
+
+
+def test_jobs_sharing_keys_keep_each_others_images(gemini_connection: EmulatorHandle, tmp_path: Path) -> None:
+    """Not shards of one split: the same keys in two jobs. Neither job's images replace the other's."""
+    hook = GeminiBatchHook()
+    names = [image_batch(hook), image_batch(hook)]
+    operator = GeminiDownloadResultsOperator(
+        task_id="d", batch_name=names, destination=str(tmp_path / "results"), media_destination=str(tmp_path / "png")
+    )
+    manifest, _ = run_task(operator)
+
+    assert manifest["media_count"] == len(list((tmp_path / "png").rglob("*.png"))) == 6
+    pointed = [
+        json.loads(text)["media"][0]
+        for shard in manifest["shards"]
+        for text in Path(shard["path"]).read_text().splitlines()
+    ]
+    assert len(set(pointed)) == 6, "every line points at an image of its own job"
